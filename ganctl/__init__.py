@@ -1,0 +1,30 @@
+"""ganctl: a command-line GAN toolkit.
+
+The public API for plugin authors is re-exported here. Importing ``ganctl`` must stay
+cheap (no torch), because the CLI imports it before it knows which command runs.
+"""
+
+__version__ = "0.1.0"
+
+from ganctl.errors import GanctlError
+from ganctl.recipe import Recipe
+from ganctl.registry import (
+    ARCHITECTURES,
+    DATASETS,
+    LOSSES,
+    register_architecture,
+    register_dataset,
+    register_loss,
+)
+
+__all__ = [
+    "__version__",
+    "ARCHITECTURES",
+    "DATASETS",
+    "LOSSES",
+    "GanctlError",
+    "Recipe",
+    "register_architecture",
+    "register_dataset",
+    "register_loss",
+]

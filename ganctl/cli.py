@@ -1,0 +1,61 @@
+"""The ``ganctl`` command line.
+
+This module only wires commands together. Each command lives in ``ganctl/commands/`` and
+imports torch inside its body, so ``ganctl --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ganctl import __version__
+from ganctl.commands import inspect_arch, list_cmd
+
+app = typer.Typer(
+    name="ganctl",
+    help="Train, sample and inspect GANs: the classic DCGAN recipes by name, one trainer, safetensors weights.\n\n"
+    "Example: ganctl train --arch cifar-dcgan --epochs 200",
+    no_args_is_help=True,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    rich_markup_mode="rich",
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"ganctl {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    plugin: Annotated[
+        Optional[list[Path]],
+        typer.Option(
+            "--plugin",
+            help="Load a plugin from a Python file (repeatable; also $GANCTL_PLUGINS).",
+            metavar="PATH",
+        ),
+    ] = None,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    if plugin:
+        from ganctl.plugins import request_files
+
+        request_files(list(plugin))
+
+
+app.command("list")(list_cmd.list_command)
+app.command("inspect-arch")(inspect_arch.inspect_arch)
+# (sample / latent-walk commands are registered here)
+# (eval command is registered here)
+
+
+def main() -> None:
+    app()

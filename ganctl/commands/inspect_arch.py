@@ -1,0 +1,113 @@
+"""``ganctl inspect-arch``: layers, parameters and FLOPs of an architecture."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from ganctl.commands.common import handles_errors, out, print_json
+
+
+@handles_errors
+def inspect_arch(
+    name: Annotated[Optional[str], typer.Argument(help="Architecture to inspect; all of them when left out.")] = None,
+    image_size: Annotated[Optional[int], typer.Option(help="Build at this image size (pixels).")] = None,
+    channels: Annotated[Optional[int], typer.Option(help="Build for 1 (grayscale) or 3 (RGB) channels.")] = None,
+    latent_dim: Annotated[Optional[int], typer.Option(help="Build with this latent size.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
+) -> None:
+    """Show an architecture's layers, parameters and FLOPs per image, Keras style; without NAME, a table of all.
+
+    Example: ganctl inspect-arch paper-dcgan --image-size 32 --channels 1
+    """
+    from ganctl.registry import ARCHITECTURES
+
+    if name is None:
+        if image_size is not None or channels is not None or latent_dim is not None:
+            raise typer.BadParameter("--image-size, --channels and --latent-dim need an architecture NAME")
+        _overview(ARCHITECTURES.entries(), as_json)
+        return
+
+    arch = ARCHITECTURES.get(name).obj
+    args = arch.arch_args(image_size, channels, latent_dim)
+    summaries = _summaries(arch, args)
+    if as_json:
+        print_json({"architecture": name, **args, **{k: s.to_dict() for k, s in summaries.items()}})
+        return
+    out.print(f"[bold]{name}[/]: {arch.description}")
+    out.print(f"image {args['image_size']}×{args['image_size']}×{args['channels']}, latent {args['latent_dim']}")
+    for network, summary in summaries.items():
+        _print_network(network, summary)
+
+
+def _summaries(arch, args):
+    from ganctl.summary import summarize_pair
+
+    generator, discriminator = arch.build(**args)
+    return summarize_pair(generator, discriminator, args["latent_dim"])
+
+
+def _overview(entries, as_json: bool) -> None:
+    from rich.table import Table
+
+    rows = []
+    for entry in entries:
+        arch = entry.obj
+        args = arch.arch_args()
+        s = _summaries(arch, args)
+        rows.append(
+            {
+                "name": entry.name,
+                "image_shape": [args["channels"], args["image_size"], args["image_size"]],
+                "generator_params": s["generator"].total_params,
+                "discriminator_params": s["discriminator"].total_params,
+                "generator_flops_per_image": s["generator"].flops_per_image,
+                "discriminator_flops_per_image": s["discriminator"].flops_per_image,
+                "description": entry.description,
+            }
+        )
+    if as_json:
+        print_json(rows)
+        return
+    table = Table(title="Architectures", title_justify="left")
+    for column in ("name", "size", "G params", "D params", "G FLOPs", "D FLOPs"):
+        table.add_column(column, no_wrap=True, justify="left" if column in ("name", "size") else "right")
+    table.add_column("description", ratio=1)
+    for r in rows:
+        c, h, w = r["image_shape"]
+        table.add_row(
+            f"[bold]{r['name']}[/]",
+            f"{h}×{w}×{c}",
+            f"{r['generator_params']:,}",
+            f"{r['discriminator_params']:,}",
+            _si(r["generator_flops_per_image"]),
+            _si(r["discriminator_flops_per_image"]),
+            r["description"],
+        )
+    out.print(table)
+
+
+def _print_network(network: str, summary) -> None:
+    from rich.table import Table
+
+    table = Table(title=network.capitalize(), title_justify="left")
+    table.add_column("layer")
+    table.add_column("output shape")
+    table.add_column("params", justify="right")
+    for row in summary.layers:
+        shape = "(None, " + ", ".join(str(d) for d in row.output_shape) + ")"
+        params = row.trainable_params + row.non_trainable_params
+        table.add_row(f"{row.name} ({row.kind})", shape, f"{params:,}")
+    out.print(table)
+    out.print(f"Total params: {summary.total_params:,}")
+    out.print(f"Trainable params: {summary.trainable_params:,}")
+    out.print(f"Non-trainable params: {summary.non_trainable_params:,}")
+    out.print(f"FLOPs per image (forward): {summary.flops_per_image:,} ({_si(summary.flops_per_image)})")
+
+
+def _si(flops: int) -> str:
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if flops >= scale:
+            return f"{flops / scale:.3g} {unit}"
+    return str(flops)

@@ -1,0 +1,76 @@
+"""The training recipe an architecture carries.
+
+A recipe is everything a seed tutorial fixed besides the layers: data, batch, optimiser,
+loss, how the discriminator is updated, initialisation. ``ganctl train --arch NAME`` runs
+the recipe as it is; every field can be overridden from the command line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Literal
+
+DUpdate = Literal["separate", "joint", "simultaneous"]
+Sampling = Literal["random", "shuffle"]
+Init = Literal["keras", "dcgan", "torch"]
+
+D_UPDATES = ("separate", "joint", "simultaneous")
+SAMPLINGS = ("random", "shuffle")
+INITS = ("keras", "dcgan", "torch")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    # --- data -------------------------------------------------------------------------
+    dataset: str = "synthetic"  # registered dataset name, or folder:PATH
+    image_size: int = 32  # square images, in pixels
+    channels: int = 3  # 1 (grayscale) or 3 (RGB)
+    pixel_range: tuple[float, float] = (-1.0, 1.0)  # what real images are scaled to; matches G's output
+    # --- networks -----------------------------------------------------------------------
+    latent_dim: int = 100  # size of z, drawn from N(0, I)
+    init: Init = "torch"  # keras: glorot-uniform/zero bias; dcgan: N(0, .02); torch: PyTorch defaults
+    # --- optimisation ------------------------------------------------------------------
+    loss: str = "bce"  # registered loss name
+    batch_size: int = 128  # images per iteration (see d_update for how it is split)
+    epochs: int = 100
+    g_lr: float = 2e-4
+    d_lr: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    adam_eps: float = 1e-8  # Keras' Adam uses 1e-7, PyTorch's 1e-8
+    label_smoothing: float = 0.0  # one-sided: the real target becomes 1 - label_smoothing
+    # How one iteration updates D:
+    #   separate     half a batch of real images, then half a batch of fakes, one optimiser step
+    #                each (Keras tutorials: lets D's accuracy be read on each half)
+    #   joint        the two halves stacked into one batch, one optimiser step
+    #   simultaneous a full batch of real and a full batch of fake from one forward pass; D and G
+    #                both step from it (TensorFlow tutorial's GradientTape loop)
+    d_update: DUpdate = "separate"
+    # How real images are drawn: "random" picks a random batch each iteration (Keras' randint,
+    # floor(N / batch) iterations an epoch); "shuffle" walks a shuffled epoch in full batches.
+    sampling: Sampling = "random"
+    # --- outputs -------------------------------------------------------------------------
+    sample_every: int = 10  # epochs between sample grids and generator snapshots
+    sample_grid: int = 49  # images in each grid (a square number)
+
+    def replace(self, **changes: Any) -> Recipe:
+        """A copy with ``changes`` applied; ``None`` values are ignored (CLI defaults)."""
+        changes = {k: v for k, v in changes.items() if v is not None}
+        unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
+        if unknown:
+            raise TypeError(f"unknown recipe fields: {sorted(unknown)}")
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["pixel_range"] = list(self.pixel_range)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Recipe:
+        known = {f.name for f in dataclasses.fields(cls)}
+        d = {k: v for k, v in d.items() if k in known}
+        if "pixel_range" in d:
+            d["pixel_range"] = tuple(d["pixel_range"])
+        return cls(**d)

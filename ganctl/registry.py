@@ -1,0 +1,238 @@
+"""Name -> factory registries for architectures, losses and datasets (timm style).
+
+Plain dicts and small functions. Plugins fill them by decorating factories:
+
+    @register_architecture("cifar-dcgan", recipe=Recipe(...), description="...")
+    def cifar_dcgan(image_size, channels, latent_dim):
+        return Generator(...), Discriminator(...)
+
+Looking a name up loads the installed plugins first (once), so library users and the CLI
+see the same registry. Each entry remembers the plugin it came from, for ``ganctl list``
+and for error messages about duplicate names.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+import fnmatch
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from ganctl.errors import DuplicateNameError, GanctlError, UnknownNameError
+from ganctl.recipe import Recipe
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class PluginSource:
+    """Where a registered name came from: an entry point of a distribution, or a file."""
+
+    plugin: str  # entry-point name, file path, or module name
+    distribution: str | None = None
+    version: str | None = None
+
+    def __str__(self) -> str:
+        if self.distribution:
+            return f"{self.distribution} {self.version or ''}".strip() + f" ({self.plugin})"
+        return self.plugin
+
+
+# Set by the plugin loader while a plugin module is being imported, so that the decorators
+# inside it know whom to credit. Outside loading, the decorated function's module is used.
+_loading_source: PluginSource | None = None
+
+
+@contextlib.contextmanager
+def loading_from(source: PluginSource) -> Iterator[None]:
+    global _loading_source
+    previous, _loading_source = _loading_source, source
+    try:
+        yield
+    finally:
+        _loading_source = previous
+
+
+@dataclass(frozen=True)
+class Entry(Generic[T]):
+    name: str
+    obj: T
+    description: str
+    source: PluginSource
+
+
+class Registry(Generic[T]):
+    """One kind of named thing ("architecture", "loss", "dataset")."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._entries: dict[str, Entry[T]] = {}
+
+    def add(self, name: str, obj: T, description: str, source: PluginSource) -> None:
+        if name in self._entries:
+            other = self._entries[name].source
+            raise DuplicateNameError(
+                f"{self.kind} '{name}' is registered twice: by {other} and by {source}"
+            )
+        self._entries[name] = Entry(name, obj, description, source)
+
+    def remove(self, name: str) -> None:
+        """Forget a name (tests use this to undo a fake plugin)."""
+        self._entries.pop(name, None)
+
+    def get(self, name: str) -> Entry[T]:
+        _ensure_plugins_loaded()
+        try:
+            return self._entries[name]
+        except KeyError:
+            raise UnknownNameError(self._unknown_message(name)) from None
+
+    def __contains__(self, name: object) -> bool:
+        _ensure_plugins_loaded()
+        return name in self._entries
+
+    def names(self, pattern: str = "*") -> list[str]:
+        """Sorted names matching a shell-style wildcard (``"*dcgan"``)."""
+        _ensure_plugins_loaded()
+        return sorted(n for n in self._entries if fnmatch.fnmatchcase(n, pattern))
+
+    def entries(self, pattern: str = "*") -> list[Entry[T]]:
+        return [self._entries[n] for n in self.names(pattern)]
+
+    def _unknown_message(self, name: str) -> str:
+        close = difflib.get_close_matches(name, list(self._entries), n=3, cutoff=0.5)
+        if close:
+            hint = "did you mean " + " or ".join(f"'{c}'" for c in close) + "?"
+        elif self._entries:
+            hint = "known: " + ", ".join(sorted(self._entries))
+        else:
+            hint = f"no {self.kind} is registered (are the plugins installed?)"
+        return f"unknown {self.kind} '{name}'; {hint}"
+
+
+# ----------------------------------------------------------------------------------------
+# Architectures
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """A registered GAN architecture: the factory of its two networks and its recipe.
+
+    ``factory(image_size, channels, latent_dim)`` returns ``(generator, discriminator)``.
+    The generator maps ``(N, latent_dim)`` to ``(N, channels, image_size, image_size)`` in
+    ``recipe.pixel_range``; the discriminator maps such images to ``(N, 1)`` logits.
+    """
+
+    name: str
+    factory: Callable[..., tuple[Any, Any]]
+    recipe: Recipe
+    description: str
+    image_sizes: tuple[int, ...]  # sizes this architecture is known to build at
+    channels: tuple[int, ...] = (1, 3)
+    size_rule: str = ""  # said to the user when a size is refused ("4·2^k or 7·2^k, k ≥ 2")
+
+    def check(self, image_size: int, channels: int, latent_dim: int) -> None:
+        if image_size not in self.image_sizes:
+            sizes = self.size_rule or ", ".join(f"{s}" for s in self.image_sizes)
+            raise GanctlError(
+                f"{self.name} cannot be built at {image_size} px; it builds at {sizes}"
+            )
+        if channels not in self.channels:
+            allowed = " or ".join(str(c) for c in self.channels)
+            raise GanctlError(f"{self.name} cannot be built with {channels} channels; use {allowed}")
+        if latent_dim < 1:
+            raise GanctlError(f"the latent size must be at least 1, not {latent_dim}")
+
+    def arch_args(
+        self, image_size: int | None = None, channels: int | None = None, latent_dim: int | None = None
+    ) -> dict[str, int]:
+        """The factory's arguments, recipe defaults filled in (what a weights file records)."""
+        r = self.recipe
+        return {
+            "image_size": r.image_size if image_size is None else image_size,
+            "channels": r.channels if channels is None else channels,
+            "latent_dim": r.latent_dim if latent_dim is None else latent_dim,
+        }
+
+    def build(
+        self, image_size: int | None = None, channels: int | None = None, latent_dim: int | None = None
+    ) -> tuple[Any, Any]:
+        """Build ``(generator, discriminator)``, initialised as the recipe says."""
+        args = self.arch_args(image_size, channels, latent_dim)
+        self.check(**args)
+        generator, discriminator = self.factory(**args)
+        from ganctl.nn_init import initialise  # torch, so imported only when building
+
+        initialise(generator, self.recipe.init)
+        initialise(discriminator, self.recipe.init)
+        return generator, discriminator
+
+
+ARCHITECTURES: Registry[Architecture] = Registry("architecture")
+LOSSES: Registry[Any] = Registry("loss")
+DATASETS: Registry[Any] = Registry("dataset")
+
+
+def _source_for(obj: Any) -> PluginSource:
+    return _loading_source or PluginSource(getattr(obj, "__module__", "?"))
+
+
+def register_architecture(
+    name: str,
+    *,
+    recipe: Recipe,
+    description: str,
+    image_sizes: Sequence[int] | None = None,
+    channels: Sequence[int] = (1, 3),
+    size_rule: str = "",
+) -> Callable[[Callable[..., tuple[Any, Any]]], Callable[..., tuple[Any, Any]]]:
+    """Register ``factory(image_size, channels, latent_dim) -> (G, D)`` under ``name``."""
+
+    def decorate(factory: Callable[..., tuple[Any, Any]]) -> Callable[..., tuple[Any, Any]]:
+        arch = Architecture(
+            name=name,
+            factory=factory,
+            recipe=recipe,
+            description=description,
+            image_sizes=tuple(image_sizes or (recipe.image_size,)),
+            channels=tuple(channels),
+            size_rule=size_rule,
+        )
+        ARCHITECTURES.add(name, arch, description, _source_for(factory))
+        return factory
+
+    return decorate
+
+
+def register_loss(name: str, *, description: str) -> Callable[[type[T]], type[T]]:
+    """Register a ``ganctl.losses.GANLoss`` subclass under ``name``."""
+
+    def decorate(cls: type[T]) -> type[T]:
+        LOSSES.add(name, cls, description, _source_for(cls))
+        return cls
+
+    return decorate
+
+
+def register_dataset(name: str, *, description: str) -> Callable[[T], T]:
+    """Register a dataset loader (see ``ganctl.data``) under ``name``."""
+
+    def decorate(loader: T) -> T:
+        DATASETS.add(name, loader, description, _source_for(loader))
+        return loader
+
+    return decorate
+
+
+_plugins_loaded = False
+
+
+def _ensure_plugins_loaded() -> None:
+    global _plugins_loaded
+    if not _plugins_loaded:
+        _plugins_loaded = True
+        from ganctl.plugins import load_plugins
+
+        load_plugins()

@@ -1,0 +1,84 @@
+"""Run folders and the pointer to the latest one.
+
+A training writes into one run folder (default ``runs/<arch>-<time>``). ``runs/LATEST``
+holds the path of the newest run, so ``ganctl sample`` right after ``ganctl train`` finds
+its generator without being told.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from ganctl.errors import GanctlError
+from ganctl.fileio import atomic_write_bytes
+
+ENV_RUNS_DIR = "GANCTL_RUNS_DIR"
+FINAL_GENERATOR = "generator.safetensors"
+BEST_GENERATOR = "best.safetensors"
+CONFIG = "config.json"
+METRICS = "metrics.jsonl"
+CHECKPOINTS = "checkpoints"
+SNAPSHOTS = "snapshots"
+SAMPLES = "samples"
+
+
+def runs_root() -> Path:
+    return Path(os.environ.get(ENV_RUNS_DIR, "runs"))
+
+
+def new_run_dir(arch: str) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    path = runs_root() / f"{arch}-{stamp}"
+    n = 1
+    while path.exists():  # two runs started in the same second
+        n += 1
+        path = runs_root() / f"{arch}-{stamp}-{n}"
+    return path
+
+
+def set_latest(run_dir: Path) -> None:
+    root = runs_root()
+    root.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(root / "LATEST", (str(Path(run_dir).resolve()) + "\n").encode())
+
+
+def latest_run() -> Path | None:
+    pointer = runs_root() / "LATEST"
+    if not pointer.is_file():
+        return None
+    path = Path(pointer.read_text().strip())
+    return path if path.is_dir() else None
+
+
+def is_run_dir(path: Path) -> bool:
+    return (Path(path) / CONFIG).is_file()
+
+
+def find_generator(weights: Path | None) -> Path:
+    """The generator file meant by ``--weights`` (a file or a run folder), or the latest run's."""
+    if weights is None:
+        run = latest_run()
+        if run is None:
+            raise GanctlError(
+                f"no trained generator found: there is no run under {runs_root()}/; "
+                "train one with `ganctl train` or pass --weights FILE"
+            )
+        return _generator_in(run)
+    weights = Path(weights)
+    if weights.is_dir():
+        return _generator_in(weights)
+    if not weights.exists():
+        raise GanctlError(f"{weights} does not exist")
+    return weights
+
+
+def _generator_in(run: Path) -> Path:
+    final = run / FINAL_GENERATOR
+    if final.is_file():
+        return final
+    snapshots = sorted((run / SNAPSHOTS).glob("generator-*.safetensors"))
+    if snapshots:
+        return snapshots[-1]  # an unfinished run: its newest snapshot
+    raise GanctlError(f"{run} holds no generator yet (no {FINAL_GENERATOR} and no snapshots)")

@@ -1,0 +1,94 @@
+"""Keras-style summaries of a network: layers, output shapes, parameters, FLOPs.
+
+Parameters are counted as Keras counts them, so the seeds' published numbers can be checked:
+batch-norm running mean and variance are "non-trainable" (``num_batches_tracked`` is
+PyTorch bookkeeping and is not counted). FLOPs are those of one forward pass per image,
+counted by PyTorch's own ``FlopCounterMode`` (a multiply-add is two FLOPs; convolutions and
+matrix products only, as is usual).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+
+@dataclass
+class LayerRow:
+    name: str  # the module's path in the network ("3" or "block.conv")
+    kind: str  # class name ("ConvTranspose2d")
+    output_shape: list[int]  # without the batch dimension
+    trainable_params: int
+    non_trainable_params: int
+
+
+@dataclass
+class NetworkSummary:
+    layers: list[LayerRow]
+    trainable_params: int
+    non_trainable_params: int
+    total_params: int
+    flops_per_image: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def count_params(module: nn.Module, recurse: bool = True) -> tuple[int, int]:
+    """``(trainable, non_trainable)`` parameters, Keras style."""
+    trainable = sum(p.numel() for p in module.parameters(recurse) if p.requires_grad)
+    frozen = sum(p.numel() for p in module.parameters(recurse) if not p.requires_grad)
+    buffers = sum(
+        b.numel() for name, b in module.named_buffers(recurse=recurse) if not name.endswith("num_batches_tracked")
+    )
+    return trainable, frozen + buffers
+
+
+@torch.no_grad()
+def summarize(module: nn.Module, example: torch.Tensor) -> NetworkSummary:
+    """Run ``example`` (a batch of two or more) through ``module`` in eval mode and describe it."""
+    rows: list[LayerRow] = []
+    hooks = []
+    for name, m in module.named_modules():
+        if next(m.children(), None) is not None:  # containers: their leaves are listed instead
+            continue
+
+        def record(m: nn.Module, _inputs, output, name: str = name) -> None:
+            trainable, non_trainable = count_params(m, recurse=False)
+            rows.append(LayerRow(name, type(m).__name__, list(output.shape[1:]), trainable, non_trainable))
+
+        hooks.append(m.register_forward_hook(record))
+
+    was_training = module.training
+    module.eval()  # batch norm on a tiny batch, no dropout: the shapes and FLOPs are the same
+    try:
+        counter = FlopCounterMode(display=False)
+        with counter:
+            module(example)
+    finally:
+        for h in hooks:
+            h.remove()
+        module.train(was_training)
+
+    trainable, non_trainable = count_params(module)
+    return NetworkSummary(
+        layers=rows,
+        trainable_params=trainable,
+        non_trainable_params=non_trainable,
+        total_params=trainable + non_trainable,
+        flops_per_image=counter.get_total_flops() // example.shape[0],
+    )
+
+
+def summarize_pair(generator: nn.Module, discriminator: nn.Module, latent_dim: int) -> dict[str, NetworkSummary]:
+    """Summaries of both networks of an architecture, D fed with G's own output shape."""
+    z = torch.zeros(2, latent_dim)
+    g = summarize(generator, z)
+    with torch.no_grad():
+        images = generator.eval()(z)
+    generator.train()
+    d = summarize(discriminator, images)
+    return {"generator": g, "discriminator": d}

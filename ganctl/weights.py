@@ -1,0 +1,135 @@
+"""Generator files: safetensors weights that carry everything needed to use them.
+
+The safetensors metadata names the architecture and its arguments, the latent size, the
+image shape and the pixel range, so ``ganctl sample`` needs the file and nothing else.
+Loading parses safetensors only: no pickle, no code from the file.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save
+
+from ganctl import __version__
+from ganctl.errors import GanctlError
+from ganctl.fileio import atomic_write_bytes
+
+FORMAT = "ganctl-generator"
+FORMAT_VERSION = "1"
+
+
+@dataclass(frozen=True)
+class GeneratorInfo:
+    """What a generator file says about itself."""
+
+    architecture: str
+    arch_args: dict[str, int]  # image_size, channels, latent_dim
+    pixel_range: tuple[float, float]
+    ganctl_version: str
+    extra: dict[str, str]  # step, epoch, run... (informative)
+
+    @property
+    def latent_dim(self) -> int:
+        return self.arch_args["latent_dim"]
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        a = self.arch_args
+        return a["channels"], a["image_size"], a["image_size"]
+
+
+def state_tensors(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """A module's state as independent CPU tensors (safetensors refuses shared storage)."""
+    return {k: v.detach().to("cpu", copy=True).contiguous() for k, v in module.state_dict().items()}
+
+
+def save_generator(
+    path: Path,
+    generator: torch.nn.Module,
+    *,
+    architecture: str,
+    arch_args: dict[str, int],
+    pixel_range: tuple[float, float],
+    extra: dict[str, Any] | None = None,
+) -> None:
+    metadata = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "architecture": architecture,
+        "arch_args": json.dumps(arch_args),
+        "latent_dim": str(arch_args["latent_dim"]),
+        "image_shape": json.dumps([arch_args["channels"], arch_args["image_size"], arch_args["image_size"]]),
+        "pixel_range": json.dumps(list(pixel_range)),
+        "latent_distribution": "normal",
+        "ganctl_version": __version__,
+        **{k: str(v) for k, v in (extra or {}).items()},
+    }
+    atomic_write_bytes(Path(path), save(state_tensors(generator), metadata=metadata))
+
+
+def read_info(path: Path) -> GeneratorInfo:
+    """Read and check a generator file's metadata (not its tensors)."""
+    metadata = _open(path, lambda f: f.metadata())
+    if not metadata or metadata.get("format") != FORMAT:
+        raise GanctlError(f"{path} is a safetensors file but not a ganctl generator (it has no ganctl metadata)")
+    try:
+        arch_args = {k: int(v) for k, v in json.loads(metadata["arch_args"]).items()}
+        low, high = json.loads(metadata["pixel_range"])
+        info = GeneratorInfo(
+            architecture=metadata["architecture"],
+            arch_args=arch_args,
+            pixel_range=(float(low), float(high)),
+            ganctl_version=metadata.get("ganctl_version", "?"),
+            extra={k: v for k, v in metadata.items() if k not in _KNOWN_KEYS},
+        )
+        info.image_shape  # noqa: B018  (all three arguments present)
+    except (KeyError, ValueError, TypeError) as exc:
+        raise GanctlError(f"{path} has damaged ganctl metadata ({type(exc).__name__}: {exc})") from None
+    return info
+
+
+def load_generator(path: Path, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, GeneratorInfo]:
+    """Rebuild the generator a file describes, load its weights, and put it in eval mode."""
+    from ganctl.registry import ARCHITECTURES
+
+    path = Path(path)
+    info = read_info(path)
+    if info.architecture not in ARCHITECTURES:
+        raise GanctlError(
+            f"{path} needs architecture '{info.architecture}', which no installed plugin provides"
+        )
+    arch = ARCHITECTURES.get(info.architecture).obj
+    generator, _ = arch.build(**info.arch_args)
+    tensors = _open(path, lambda f: {k: f.get_tensor(k) for k in f.keys()})
+    try:
+        generator.load_state_dict(tensors, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[1].strip() if "\n" in str(exc) else str(exc)
+        raise GanctlError(
+            f"{path}'s tensors do not fit architecture '{info.architecture}' {info.arch_args}: {first}"
+        ) from None
+    return generator.to(device).eval(), info
+
+
+_KNOWN_KEYS = {
+    "format", "format_version", "architecture", "arch_args", "latent_dim",
+    "image_shape", "pixel_range", "latent_distribution", "ganctl_version",
+}
+
+
+def _open(path: Path, read):
+    path = Path(path)
+    if not path.is_file():
+        raise GanctlError(f"{path} does not exist or is not a file")
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            return read(f)
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise GanctlError(f"{path} is not a readable safetensors file (corrupt or truncated?): {detail}") from None

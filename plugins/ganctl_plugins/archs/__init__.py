@@ -1,0 +1,3 @@
+"""The seed architectures. Importing this package registers them."""
+
+from ganctl_plugins.archs import keras_dcgan, paper_dcgan, tf_dcgan  # noqa: F401

@@ -1,0 +1,48 @@
+"""Built-in losses. Each works on discriminator logits (raw outputs)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from ganctl import register_loss
+from ganctl.losses import GANLoss
+
+
+@register_loss("bce", description="binary cross-entropy on logits; G uses the non-saturating 'real' target")
+class BCELoss(GANLoss):
+    def d_real(self, logits: torch.Tensor) -> torch.Tensor:
+        return F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, self.real_target))
+
+    def d_fake(self, logits: torch.Tensor) -> torch.Tensor:
+        return F.binary_cross_entropy_with_logits(logits, torch.zeros_like(logits))
+
+    def g(self, fake_logits: torch.Tensor) -> torch.Tensor:
+        return F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits))
+
+
+@register_loss("lsgan", description="least squares (Mao et al. 2017): targets 0 and 1 on D's raw output")
+class LSGANLoss(GANLoss):
+    def d_real(self, logits: torch.Tensor) -> torch.Tensor:
+        return 0.5 * (logits - self.real_target).square().mean()
+
+    def d_fake(self, logits: torch.Tensor) -> torch.Tensor:
+        return 0.5 * logits.square().mean()
+
+    def g(self, fake_logits: torch.Tensor) -> torch.Tensor:
+        return 0.5 * (fake_logits - 1.0).square().mean()
+
+    def says_real(self, logits: torch.Tensor) -> torch.Tensor:
+        return logits > 0.5  # halfway between the targets
+
+
+@register_loss("hinge", description="hinge loss (Lim & Ye 2017; SAGAN, BigGAN): margin 1 for D, -D(G(z)) for G")
+class HingeLoss(GANLoss):
+    def d_real(self, logits: torch.Tensor) -> torch.Tensor:
+        return F.relu(self.real_target - logits).mean()
+
+    def d_fake(self, logits: torch.Tensor) -> torch.Tensor:
+        return F.relu(1.0 + logits).mean()
+
+    def g(self, fake_logits: torch.Tensor) -> torch.Tensor:
+        return -fake_logits.mean()

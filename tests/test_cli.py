@@ -1,0 +1,108 @@
+"""The command line through Typer's CliRunner: exit codes, stdout/stderr, JSON."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from ganctl.cli import app
+
+runner = CliRunner()
+
+
+def test_help_is_fast_and_does_not_import_torch():
+    code = "import sys, ganctl.cli; assert 'torch' not in sys.modules, 'torch imported'"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_every_command_help_shows_an_example():
+    commands = [c.name for c in app.registered_commands]
+    assert {"list", "inspect-arch"} <= set(commands)
+    for command in commands:
+        result = runner.invoke(app, [command, "--help"])
+        assert result.exit_code == 0
+        assert "Example" in result.stdout, command
+
+
+def test_version():
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.stdout.startswith("ganctl ")
+
+
+def test_inspect_arch_overview_lists_every_architecture():
+    result = runner.invoke(app, ["inspect-arch", "--json"])
+    assert result.exit_code == 0
+    rows = {r["name"]: r for r in json.loads(result.stdout)}
+    assert rows["cifar-dcgan"]["generator_params"] == 1_466_115
+    assert rows["cifar-dcgan"]["image_shape"] == [3, 32, 32]
+    assert rows["paper-dcgan"]["generator_flops_per_image"] > 0
+    table = runner.invoke(app, ["inspect-arch"], env={"COLUMNS": "160"})
+    assert "mnist-dcgan" in table.stdout and "1,164,289" in table.stdout
+
+
+def test_inspect_arch_json_has_the_documented_keys():
+    result = runner.invoke(app, ["inspect-arch", "cifar-dcgan", "--json"])
+    assert result.exit_code == 0
+    data = json.loads(result.stdout)
+    for network in ("generator", "discriminator"):
+        assert {"layers", "trainable_params", "non_trainable_params", "total_params", "flops_per_image"} <= set(data[network])
+    g = data["generator"]
+    assert g["total_params"] == 1_466_115
+    assert g["layers"][-1]["output_shape"] == [3, 32, 32]
+    # the guide's figure: 0.192 GFLOP per image for the generator, 0.070 for the discriminator
+    assert round(g["flops_per_image"] / 1e9, 3) == 0.192
+    assert round(data["discriminator"]["flops_per_image"] / 1e9, 3) == 0.070
+
+
+def test_inspect_arch_table_is_keras_style():
+    result = runner.invoke(app, ["inspect-arch", "tf-dcgan"], env={"COLUMNS": "160"})
+    assert result.exit_code == 0
+    assert "Trainable params: 2,305,472" in result.stdout
+    assert "Non-trainable params: 25,472" in result.stdout
+    assert "(None, 64, 14, 14)" in result.stdout
+
+
+def test_inspect_arch_at_another_size_and_channels():
+    result = runner.invoke(app, ["inspect-arch", "paper-dcgan", "--image-size", "28", "--channels", "1", "--json"])
+    assert result.exit_code == 0
+    data = json.loads(result.stdout)
+    assert data["generator"]["layers"][-1]["output_shape"] == [1, 28, 28]
+    assert data["image_size"] == 28
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["inspect-arch", "cifar-dcgn"], "did you mean 'cifar-dcgan'"),
+        (["inspect-arch", "paper-dcgan", "--image-size", "30"], "cannot be built at 30 px"),
+        (["inspect-arch", "cifar-dcgan", "--image-size", "64"], "cannot be built at 64 px"),
+        (["inspect-arch", "mnist-dcgan", "--channels", "4"], "cannot be built with 4 channels"),
+        (["inspect-arch", "mnist-dcgan", "--latent-dim", "0"], "latent size must be at least 1"),
+    ],
+)
+def test_bad_input_is_one_line_and_non_zero(args, message):
+    result = runner.invoke(app, args)
+    assert result.exit_code != 0
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    assert len([line for line in result.stderr.splitlines() if line.startswith("Error")]) == 1
+
+
+def test_list_json_shows_sources():
+    result = runner.invoke(app, ["list", "--json"])
+    assert result.exit_code == 0
+    data = json.loads(result.stdout)
+    arch = {a["name"]: a for a in data["architectures"]}["cifar-dcgan"]
+    assert arch["distribution"] == "ganctl" and arch["plugin"] == "seed-architectures"
+    assert {"bce", "lsgan"} <= {loss["name"] for loss in data["losses"]}
+
+
+def test_list_filters_with_a_wildcard():
+    result = runner.invoke(app, ["list", "*dcgan", "--json"])
+    names = [a["name"] for a in json.loads(result.stdout)["architectures"]]
+    assert names == ["cifar-dcgan", "mnist-dcgan", "paper-dcgan", "tf-dcgan"]
+    assert json.loads(result.stdout)["losses"] == []
