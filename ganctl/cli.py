@@ -12,7 +12,7 @@ from typing import Annotated, Optional
 import typer
 
 from ganctl import __version__
-from ganctl.commands import inspect_arch, list_cmd
+from ganctl.commands import inspect_arch, list_cmd, train
 
 app = typer.Typer(
     name="ganctl",
@@ -51,6 +51,7 @@ def root(
         request_files(list(plugin))
 
 
+app.command("train")(train.train_command)
 app.command("list")(list_cmd.list_command)
 app.command("inspect-arch")(inspect_arch.inspect_arch)
 # (sample / latent-walk commands are registered here)

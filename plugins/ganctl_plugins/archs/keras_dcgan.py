@@ -39,7 +39,7 @@ CIFAR_RECIPE = Recipe(
     description="Keras CIFAR-10 DCGAN tutorial: dense to 4x4x256, three k4 transposed convs, tanh",
 )
 def cifar_dcgan(image_size: int, channels: int, latent_dim: int) -> tuple[nn.Module, nn.Module]:
-    lrelu = lambda: nn.LeakyReLU(0.2)  # noqa: E731
+    lrelu = lambda: nn.LeakyReLU(0.2, inplace=True)  # noqa: E731  (in place: less memory traffic)
     generator = nn.Sequential(
         nn.Linear(latent_dim, 256 * 4 * 4),
         lrelu(),
@@ -98,7 +98,7 @@ MNIST_RECIPE = Recipe(
     description="Keras MNIST DCGAN tutorial: dense to 7x7x128, two k4 transposed convs, sigmoid output, [0,1] data",
 )
 def mnist_dcgan(image_size: int, channels: int, latent_dim: int) -> tuple[nn.Module, nn.Module]:
-    lrelu = lambda: nn.LeakyReLU(0.2)  # noqa: E731
+    lrelu = lambda: nn.LeakyReLU(0.2, inplace=True)  # noqa: E731  (in place: less memory traffic)
     generator = nn.Sequential(
         nn.Linear(latent_dim, 128 * 7 * 7),
         lrelu(),

@@ -43,7 +43,7 @@ def _bn(features: int, dims: int) -> nn.Module:
     description="TensorFlow DCGAN tutorial: dense to 7x7x256 with batch norm, k5 transposed convs, tanh",
 )
 def tf_dcgan(image_size: int, channels: int, latent_dim: int) -> tuple[nn.Module, nn.Module]:
-    lrelu = lambda: nn.LeakyReLU(0.3)  # noqa: E731  (Keras' default slope)
+    lrelu = lambda: nn.LeakyReLU(0.3, inplace=True)  # noqa: E731  (Keras' default slope)
     generator = nn.Sequential(
         nn.Linear(latent_dim, 7 * 7 * 256, bias=False),
         _bn(7 * 7 * 256, 1),

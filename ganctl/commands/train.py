@@ -1,0 +1,192 @@
+"""``ganctl train``: run an architecture's recipe, with any value overridden."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from ganctl.commands.common import err, handles_errors, out
+
+DATA = "Data"
+OPTIM = "Optimisation"
+RUN = "Run folder and output"
+HW = "Device"
+
+# Options that may change when a run is resumed; anything else would make it another run.
+RESUMABLE = {"epochs", "max_steps", "device", "quiet", "checkpoint_every", "keep_checkpoints", "log_every"}
+
+
+@handles_errors
+def train_command(
+    arch: Annotated[Optional[str], typer.Option(help="Architecture to train (see `ganctl inspect-arch`).")] = None,
+    # data
+    dataset: Annotated[Optional[str], typer.Option(help="cifar10, mnist, fashion-mnist, synthetic, or folder:PATH.", rich_help_panel=DATA)] = None,
+    data_dir: Annotated[Optional[Path], typer.Option(help="Where dataset files are looked for (default: ~/.cache/ganctl/data).", rich_help_panel=DATA)] = None,
+    limit: Annotated[Optional[int], typer.Option(help="Use only the first N images of the dataset.", rich_help_panel=DATA)] = None,
+    image_size: Annotated[Optional[int], typer.Option(help="Train at this image size (the architecture must build at it).", rich_help_panel=DATA)] = None,
+    channels: Annotated[Optional[int], typer.Option(help="1 (grayscale) or 3 (RGB).", rich_help_panel=DATA)] = None,
+    no_download: Annotated[bool, typer.Option("--no-download", help="Never try to download a missing dataset.", rich_help_panel=DATA)] = False,
+    # optimisation
+    epochs: Annotated[Optional[int], typer.Option(help="Epochs (floor(N / batch) iterations each).", rich_help_panel=OPTIM)] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help="Images per iteration.", rich_help_panel=OPTIM)] = None,
+    loss: Annotated[Optional[str], typer.Option(help="Loss (see `ganctl list`): bce, lsgan, hinge...", rich_help_panel=OPTIM)] = None,
+    lr: Annotated[Optional[float], typer.Option(help="Learning rate of both networks.", rich_help_panel=OPTIM)] = None,
+    g_lr: Annotated[Optional[float], typer.Option(help="Generator learning rate (overrides --lr).", rich_help_panel=OPTIM)] = None,
+    d_lr: Annotated[Optional[float], typer.Option(help="Discriminator learning rate (overrides --lr).", rich_help_panel=OPTIM)] = None,
+    beta1: Annotated[Optional[float], typer.Option(help="Adam beta1.", rich_help_panel=OPTIM)] = None,
+    beta2: Annotated[Optional[float], typer.Option(help="Adam beta2.", rich_help_panel=OPTIM)] = None,
+    latent_dim: Annotated[Optional[int], typer.Option(help="Latent size.", rich_help_panel=OPTIM)] = None,
+    label_smoothing: Annotated[Optional[float], typer.Option(help="One-sided: the real target becomes 1 - this (seed 002 suggests 0.1).", rich_help_panel=OPTIM)] = None,
+    d_update: Annotated[Optional[str], typer.Option(help="separate | joint | simultaneous (see docs/train.md).", rich_help_panel=OPTIM)] = None,
+    init: Annotated[Optional[str], typer.Option(help="Weight initialisation: keras | dcgan | torch.", rich_help_panel=OPTIM)] = None,
+    seed: Annotated[int, typer.Option(help="Random seed; on the CPU a fixed seed makes the run deterministic.", rich_help_panel=OPTIM)] = 0,
+    # run folder
+    out_dir: Annotated[Optional[Path], typer.Option("--out", help="Run folder (default runs/<arch>-<time>).", rich_help_panel=RUN)] = None,
+    resume: Annotated[bool, typer.Option(help="Continue the run in --out (default: the latest run) from its newest checkpoint.", rich_help_panel=RUN)] = False,
+    max_steps: Annotated[Optional[int], typer.Option(help="Stop after N iterations (smoke runs).", rich_help_panel=RUN)] = None,
+    sample_every: Annotated[Optional[int], typer.Option(help="Epochs between sample grids and generator snapshots.", rich_help_panel=RUN)] = None,
+    checkpoint_every: Annotated[Optional[int], typer.Option(help="Iterations between checkpoints (default: one epoch).", rich_help_panel=RUN)] = None,
+    keep_checkpoints: Annotated[Optional[int], typer.Option(help="How many checkpoints to keep (default 3).", rich_help_panel=RUN)] = None,
+    log_every: Annotated[Optional[int], typer.Option(help="Iterations between metrics records (default 50).", rich_help_panel=RUN)] = None,
+    dry_run: Annotated[bool, typer.Option(help="Print the resolved configuration and exit.", rich_help_panel=RUN)] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or configuration table.", rich_help_panel=RUN)] = False,
+    # device
+    device: Annotated[Optional[str], typer.Option(help="auto | cpu | cuda | mps (auto: CUDA, then MPS, then CPU).", rich_help_panel=HW)] = None,
+    amp: Annotated[Optional[bool], typer.Option("--amp/--no-amp", help="bf16 autocast (default: on for CUDA, off for the CPU).", rich_help_panel=HW)] = None,
+    channels_last: Annotated[Optional[bool], typer.Option("--channels-last/--no-channels-last", help="NHWC memory layout (default on).", rich_help_panel=HW)] = None,
+) -> None:
+    """Train a GAN with its architecture's recipe; any recipe value can be overridden.
+
+    Example: ganctl train --arch cifar-dcgan --epochs 200
+    """
+    from ganctl import runs
+    from ganctl.registry import ARCHITECTURES
+    from ganctl.training.config import TrainConfig
+    from ganctl.training.loop import Trainer
+
+    recipe_overrides = {
+        "dataset": dataset, "image_size": image_size, "channels": channels, "epochs": epochs,
+        "batch_size": batch_size, "loss": loss, "g_lr": g_lr or lr, "d_lr": d_lr or lr, "beta1": beta1,
+        "beta2": beta2, "latent_dim": latent_dim, "label_smoothing": label_smoothing,
+        "d_update": d_update, "init": init, "sample_every": sample_every,
+    }
+    run_overrides = {
+        "data_dir": str(data_dir) if data_dir else None, "dataset_limit": limit, "device": device,
+        "amp": amp, "channels_last": channels_last, "max_steps": max_steps, "checkpoint_every": checkpoint_every,
+        "keep_checkpoints": keep_checkpoints, "log_every": log_every, "quiet": quiet or None,
+        "download": False if no_download else None,
+    }
+    if resume:
+        run_dir = out_dir or runs.latest_run()
+        if run_dir is None:
+            raise typer.BadParameter("there is no run to resume; name one with --out")
+        config = _resumed_config(Path(run_dir), arch, seed, recipe_overrides, run_overrides)
+    else:
+        if arch is None:
+            raise typer.BadParameter("choose an architecture with --arch (`ganctl inspect-arch` lists them)")
+        recipe = ARCHITECTURES.get(arch).obj.recipe.replace(**recipe_overrides)
+        config = TrainConfig(arch=arch, recipe=recipe, seed=seed)
+        for key, value in run_overrides.items():
+            if value is not None:
+                setattr(config, key, value)
+        config.run_dir = str(out_dir or runs.new_run_dir(arch))
+
+    if not config.quiet or dry_run:
+        _print_config(config)
+    if dry_run:
+        return
+    progress = None if config.quiet else ProgressView()
+    say = (lambda message: None) if config.quiet else (lambda message: err.print(message, markup=False))
+    try:
+        Trainer(config, resume=resume, say=say, progress=progress).run()
+    finally:
+        if progress:
+            progress.stop()
+    if not config.quiet:
+        out.print(f"Run folder: {config.run_dir}")
+
+
+def _resumed_config(run_dir: Path, arch, seed, recipe_overrides, run_overrides):
+    from ganctl import runs
+    from ganctl.errors import GanctlError
+    from ganctl.training.config import TrainConfig
+
+    config_file = run_dir / runs.CONFIG
+    if not config_file.is_file():
+        raise GanctlError(f"{run_dir} is not a ganctl run folder (no {runs.CONFIG})")
+    config = TrainConfig.from_dict(json.loads(config_file.read_text()))
+    changed = [k for k, v in recipe_overrides.items() if v is not None and k != "epochs"]
+    changed += [k for k, v in run_overrides.items() if v is not None and k not in RESUMABLE]
+    if arch is not None and arch != config.arch:
+        changed.append("arch")
+    if seed != 0 and seed != config.seed:
+        changed.append("seed")
+    if changed:
+        names = ", ".join("--" + k.replace("_", "-") for k in changed)
+        raise GanctlError(f"{names} cannot change when resuming {run_dir}; only --epochs, --max-steps, --device and output options can")
+    if recipe_overrides["epochs"] is not None:
+        config.recipe = config.recipe.replace(epochs=recipe_overrides["epochs"])
+    for key in RESUMABLE - {"epochs"}:
+        if run_overrides.get(key) is not None:
+            setattr(config, key, run_overrides[key])
+    config.run_dir = str(run_dir)
+    return config
+
+
+def _print_config(config) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"Training {config.arch}", title_justify="left", show_header=False, box=None)
+    table.add_column(style="bold")
+    table.add_column()
+    for key, value in config.recipe.to_dict().items():
+        table.add_row(key, str(value))
+    for key, value in config.to_dict().items():
+        if key not in ("recipe", "extra"):
+            table.add_row(key, str(value))
+    out.print(table)
+
+
+class ProgressView:
+    """A rich progress bar on stderr: epoch, iteration, losses, images/s, time left."""
+
+    def __init__(self) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+        self._progress = Progress(
+            TextColumn("epoch {task.fields[epoch]}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[losses]}"),
+            TimeElapsedColumn(),
+            TextColumn("left"),
+            TimeRemainingColumn(),
+            console=err,
+            transient=False,
+        )
+        self._task: Any = None
+        self._per_epoch = 1
+
+    def start(self, total: int, done: int, per_epoch: int) -> None:
+        self._per_epoch = per_epoch
+        self._progress.start()
+        self._task = self._progress.add_task("train", total=total, completed=done, epoch=self._epoch(done), losses="")
+
+    def advance(self, step: int) -> None:
+        self._progress.update(self._task, completed=step, epoch=self._epoch(step))
+
+    def show(self, record: dict[str, Any]) -> None:
+        losses = (
+            f"D {record['d_loss_real']:.3f}/{record['d_loss_fake']:.3f}  G {record['g_loss']:.3f}  "
+            f"acc {record['d_acc_real']:.2f}/{record['d_acc_fake']:.2f}  {record['images_per_s']:.0f} img/s"
+        )
+        self._progress.update(self._task, losses=losses)
+
+    def stop(self) -> None:
+        self._progress.stop()
+
+    def _epoch(self, step: int) -> int:
+        return step // self._per_epoch + 1

@@ -1,0 +1,64 @@
+"""Real images resident on the training device, drawn as the recipe says.
+
+The whole dataset sits on the device as uint8 (CIFAR-10 is 150 MB); a batch is an index
+into it, converted to floats there. No host-to-device copy happens per step.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ganctl.errors import GanctlError
+
+
+class RealBatches:
+    def __init__(
+        self,
+        images: torch.Tensor,
+        *,
+        batch: int,
+        sampling: str,
+        pixel_range: tuple[float, float],
+        device: torch.device,
+        seed: int,
+    ) -> None:
+        try:
+            self.images = images.to(device)
+        except RuntimeError as exc:  # out of device memory, typically
+            raise GanctlError(f"the dataset ({tuple(images.shape)}) does not fit on {device}: {exc}") from None
+        self.batch = batch
+        self.sampling = sampling
+        low, high = pixel_range
+        self.scale, self.offset = (high - low) / 255.0, low
+        self.rng = torch.Generator(device=device)
+        self.rng.manual_seed(seed)
+        # "shuffle": the current epoch's order and how far through it we are
+        self.order = torch.empty(0, dtype=torch.long, device=device)
+        self.position = 0
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    def next(self) -> torch.Tensor:
+        if self.sampling == "random":  # Keras' randint: with replacement, a fresh draw each time
+            index = torch.randint(len(self), (self.batch,), generator=self.rng, device=self.images.device)
+        else:  # a shuffled epoch in full batches; the remainder is dropped, keeping shapes fixed
+            if self.position + self.batch > self.order.numel():
+                self.order = torch.randperm(len(self), generator=self.rng, device=self.images.device)
+                self.position = 0
+            index = self.order[self.position : self.position + self.batch]
+            self.position += self.batch
+        return self.images[index].float().mul_(self.scale).add_(self.offset)
+
+    # --- resume ---------------------------------------------------------------------------
+    def state(self) -> dict[str, torch.Tensor]:
+        return {
+            "rng": self.rng.get_state(),
+            "order": self.order.cpu(),
+            "position": torch.tensor(self.position),
+        }
+
+    def load_state(self, state: dict[str, torch.Tensor]) -> None:
+        self.rng.set_state(state["rng"])
+        self.order = state["order"].to(self.images.device)
+        self.position = int(state["position"])

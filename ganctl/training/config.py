@@ -1,0 +1,91 @@
+"""The resolved options of a training run, and their checks."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from ganctl.errors import GanctlError
+from ganctl.recipe import D_UPDATES, INITS, SAMPLINGS, Recipe
+
+
+@dataclass
+class TrainConfig:
+    arch: str
+    recipe: Recipe  # the architecture's recipe with the command line's overrides applied
+    run_dir: str = ""
+    data_dir: str | None = None  # None: ganctl.data.default_data_dir()
+    dataset_limit: int | None = None  # use only the first N images (quick experiments)
+    device: str = "auto"  # auto | cpu | cuda | mps
+    # bf16 autocast. None: on for CUDA, off for the CPU, where it is opt-in: it about halves a
+    # step's time on CPUs with bf16 units but changes the arithmetic of a seed recipe.
+    amp: bool | None = None
+    channels_last: bool = True  # NHWC memory layout: faster convolutions on CPU and GPU
+    seed: int = 0
+    max_steps: int | None = None  # stop after this many iterations (smoke runs)
+    checkpoint_every: int | None = None  # iterations between checkpoints; None: once per epoch
+    keep_checkpoints: int = 3
+    log_every: int = 50  # iterations between metrics records (the only host syncs)
+    quiet: bool = False
+    download: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)  # room for later options
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["recipe"] = self.recipe.to_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        d = {k: v for k, v in d.items() if k in known}
+        d["recipe"] = Recipe.from_dict(d["recipe"])
+        return cls(**d)
+
+
+def check(config: TrainConfig) -> None:
+    """Refuse impossible numbers with one sentence each."""
+    r = config.recipe
+    positive = {
+        "--epochs": r.epochs,
+        "--batch-size": r.batch_size,
+        "--latent-dim": r.latent_dim,
+        "--sample-every": r.sample_every,
+        "--sample-grid": r.sample_grid,
+        "--log-every": config.log_every,
+        "--keep-checkpoints": config.keep_checkpoints,
+    }
+    optional = {"--max-steps": config.max_steps, "--checkpoint-every": config.checkpoint_every, "--limit": config.dataset_limit}
+    for option, value in {**positive, **{k: v for k, v in optional.items() if v is not None}}.items():
+        if value < 1:
+            raise GanctlError(f"{option} must be at least 1, not {value}")
+    for option, value in {"--g-lr": r.g_lr, "--d-lr": r.d_lr}.items():
+        if not value > 0:
+            raise GanctlError(f"{option} must be positive, not {value}")
+    if not 0 <= r.beta1 < 1 or not 0 <= r.beta2 < 1:
+        raise GanctlError(f"Adam betas must lie in [0, 1), not {r.beta1} and {r.beta2}")
+    if not 0 <= r.label_smoothing < 1:
+        raise GanctlError(f"--label-smoothing must lie in [0, 1), not {r.label_smoothing}")
+    if r.d_update in ("separate", "joint") and r.batch_size < 2:
+        raise GanctlError(f"--batch-size must be at least 2 with d_update '{r.d_update}' (it is split into real and fake halves)")
+    if r.d_update not in D_UPDATES:
+        raise GanctlError(f"unknown d_update '{r.d_update}'; use one of {', '.join(D_UPDATES)}")
+    if r.sampling not in SAMPLINGS:
+        raise GanctlError(f"unknown sampling '{r.sampling}'; use one of {', '.join(SAMPLINGS)}")
+    if r.init not in INITS:
+        raise GanctlError(f"unknown init '{r.init}'; use one of {', '.join(INITS)}")
+    if config.device not in ("auto", "cpu", "cuda", "mps") and not config.device.startswith("cuda:"):
+        raise GanctlError(f"unknown device '{config.device}'; use auto, cpu, cuda or mps")
+
+
+def real_per_step(recipe: Recipe) -> int:
+    """Real images one iteration consumes: half the batch for the Keras recipes, all of it for TF's."""
+    return recipe.batch_size if recipe.d_update == "simultaneous" else recipe.batch_size // 2
+
+
+def iterations_per_epoch(recipe: Recipe, dataset_size: int) -> int:
+    """floor(N / batch), as the seeds count (390 for CIFAR-10 at 128)."""
+    if recipe.batch_size > dataset_size:
+        raise GanctlError(f"--batch-size {recipe.batch_size} is larger than the dataset ({dataset_size} images)")
+    return dataset_size // recipe.batch_size

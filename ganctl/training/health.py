@@ -1,0 +1,78 @@
+"""Watching a run for the ways GAN training goes wrong.
+
+* a non-finite loss: the run stops, and the last good checkpoint stays;
+* the discriminator loss crashing towards zero for a sustained stretch (seed 002: "a crash
+  in the discriminator loss indicates that the generator model has started generating
+  rubbish examples");
+* a generator whose samples stop varying (mode collapse).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from ganctl.errors import GanctlError
+
+
+class TrainingDiverged(GanctlError):
+    exit_code = 3
+
+
+def check_finite(stats: dict[str, float], step: int, last_checkpoint: str | None) -> None:
+    bad = {k: v for k, v in stats.items() if not math.isfinite(v)}
+    if bad:
+        where = f"the last good checkpoint is {last_checkpoint}" if last_checkpoint else "no checkpoint was written"
+        names = ", ".join(f"{k}={v}" for k, v in bad.items())
+        raise TrainingDiverged(
+            f"training diverged: non-finite loss by step {step} ({names}); {where}; try a lower learning rate"
+        )
+
+
+@dataclass
+class CollapseWatch:
+    """Reports when D's mean loss stays below ``threshold`` for ``window`` log records in a row."""
+
+    threshold: float = 0.05
+    window: int = 5
+    _run: int = 0
+    reported: bool = False
+
+    def update(self, d_loss: float) -> bool:
+        """True once, when a collapse is first confirmed (again only after a recovery)."""
+        self._run = self._run + 1 if d_loss < self.threshold else 0
+        if self._run < self.window:
+            self.reported = False
+            return False
+        if self.reported:
+            return False
+        self.reported = True
+        return True
+
+
+def sample_spread(images: torch.Tensor, pixel_range: tuple[float, float]) -> float:
+    """How much a batch of generated images differs across the batch, as a fraction of the range.
+
+    The mean over pixels of the standard deviation across images: near 0 when every latent
+    gives the same picture.
+    """
+    low, high = pixel_range
+    return float(images.float().std(dim=0).mean()) / (high - low)
+
+
+@dataclass
+class DiversityWatch:
+    """Reports when samples stop varying, compared with the most they have varied so far.
+
+    An untrained generator's samples barely differ either, so an absolute floor alone would
+    cry wolf at the start: the alarm needs the spread to have been high once.
+    """
+
+    peak: float = 0.0
+    drop: float = 0.25  # alarm below this fraction of the peak spread
+
+    def update(self, spread: float) -> bool:
+        self.peak = max(self.peak, spread)
+        return self.peak >= 0.05 and spread < self.drop * self.peak
