@@ -118,8 +118,17 @@ def _resumed_config(run_dir: Path, arch, seed, recipe_overrides, run_overrides):
     if not config_file.is_file():
         raise GanctlError(f"{run_dir} is not a ganctl run folder (no {runs.CONFIG})")
     config = TrainConfig.from_dict(json.loads(config_file.read_text()))
-    changed = [k for k, v in recipe_overrides.items() if v is not None and k != "epochs"]
-    changed += [k for k, v in run_overrides.items() if v is not None and k not in RESUMABLE]
+    # Repeating the original options is fine (re-running the same command with --resume);
+    # a different value would make it another run.
+    stored_recipe = config.recipe.to_dict()
+    changed = [
+        k for k, v in recipe_overrides.items()
+        if v is not None and k != "epochs" and _differs(v, stored_recipe[k])
+    ]
+    changed += [
+        k for k, v in run_overrides.items()
+        if v is not None and k not in RESUMABLE and _differs(v, getattr(config, k))
+    ]
     if arch is not None and arch != config.arch:
         changed.append("arch")
     if seed != 0 and seed != config.seed:
@@ -134,6 +143,12 @@ def _resumed_config(run_dir: Path, arch, seed, recipe_overrides, run_overrides):
             setattr(config, key, run_overrides[key])
     config.run_dir = str(run_dir)
     return config
+
+
+def _differs(given: Any, stored: Any) -> bool:
+    if isinstance(stored, list):
+        stored = tuple(stored)
+    return given != stored
 
 
 def _print_config(config) -> None:

@@ -1,0 +1,1 @@
+"""Benchmarks: ganctl's training step and sampling against a plain eager baseline."""

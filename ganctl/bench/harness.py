@@ -1,0 +1,142 @@
+"""Measuring the training step and sampling, with the baseline in the same run.
+
+Figures come from synthetic uint8 images already on the device (no dataset is read), after
+warm-up steps, with the device synchronised around the timed region only.
+"""
+
+from __future__ import annotations
+
+import resource
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from ganctl.bench.baseline import BaselineLoop
+from ganctl.registry import ARCHITECTURES, LOSSES
+from ganctl.training.batches import RealBatches
+from ganctl.training.config import real_per_step
+from ganctl.training.step import TrainStep
+
+
+@dataclass
+class BenchResult:
+    arch: str
+    device: str
+    batch_size: int
+    train_it_per_s: float
+    train_images_per_s: float
+    baseline_it_per_s: float | None
+    speedup: float | None  # ganctl's iterations/s over the baseline's
+    sample_images_per_s: float
+    peak_memory_mb: float  # CUDA: peak allocated; CPU: the process's peak resident set
+    gflop_per_iteration: float
+    achieved_tflop_per_s: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _rate(fn, device: torch.device, steps: int, warmup: int) -> float:
+    """Calls per second of ``fn`` after ``warmup`` untimed calls."""
+    for _ in range(warmup):
+        fn()
+    _sync(device)
+    start = time.perf_counter()
+    for _ in range(steps):
+        fn()
+    _sync(device)
+    return steps / (time.perf_counter() - start)
+
+
+def _peak_memory_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kilobytes on Linux
+
+
+def ganctl_step(arch_name: str, device: torch.device, *, amp: bool | None, channels_last: bool, compile: bool, batch_size: int | None):
+    arch = ARCHITECTURES.get(arch_name).obj
+    recipe = arch.recipe.replace(batch_size=batch_size)
+    torch.manual_seed(0)
+    generator, discriminator = arch.build()
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    generator = generator.to(device, memory_format=layout)
+    discriminator = discriminator.to(device, memory_format=layout)
+    fused = True if device.type == "cuda" else None
+    adam = lambda m, lr: torch.optim.Adam(m.parameters(), lr=lr, betas=(recipe.beta1, recipe.beta2), eps=recipe.adam_eps, fused=fused)  # noqa: E731
+    images = torch.randint(0, 256, (max(8 * recipe.batch_size, 1024), recipe.channels, recipe.image_size, recipe.image_size), dtype=torch.uint8)
+    real = RealBatches(images.contiguous(memory_format=layout), batch=real_per_step(recipe), sampling=recipe.sampling,
+                       pixel_range=recipe.pixel_range, device=device, seed=1)
+    latent_rng = torch.Generator(device=device).manual_seed(2)
+    g_fwd = torch.compile(generator) if compile else generator
+    d_fwd = torch.compile(discriminator) if compile else discriminator
+    step = TrainStep(g_fwd, d_fwd, adam(generator, recipe.g_lr), adam(discriminator, recipe.d_lr),
+                     LOSSES.get(recipe.loss).obj(), recipe, real, latent_rng, device, amp)
+    return step, generator, recipe
+
+
+def bench_arch(
+    arch_name: str,
+    device: torch.device,
+    *,
+    steps: int,
+    warmup: int,
+    amp: bool | None = None,
+    channels_last: bool = True,
+    compile: bool = False,
+    baseline: bool = True,
+    batch_size: int | None = None,
+) -> BenchResult:
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    step, generator, recipe = ganctl_step(arch_name, device, amp=amp, channels_last=channels_last, compile=compile, batch_size=batch_size)
+    step()  # builds lazily-initialised state (Adam moments, compiled graphs) before counting
+    counter = FlopCounterMode(display=False)
+    with counter:
+        step()
+    flops = counter.get_total_flops()
+    it_per_s = _rate(step, device, steps, warmup)
+    peak = _peak_memory_mb(device)
+
+    sample_batch = 500
+    z = torch.randn(sample_batch, recipe.latent_dim, device=device)
+    generator.eval()
+
+    @torch.inference_mode()
+    def sample() -> None:
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            generator(z)
+
+    sample_rate = _rate(sample, device, max(2, steps // 4), 1) * sample_batch
+
+    baseline_rate = None
+    if baseline:
+        arch = ARCHITECTURES.get(arch_name).obj
+        torch.manual_seed(0)
+        g, d = arch.build()
+        low, high = recipe.pixel_range
+        data = np.random.default_rng(0).uniform(low, high, (max(8 * recipe.batch_size, 1024), recipe.channels, recipe.image_size, recipe.image_size)).astype(np.float32)
+        loop = BaselineLoop(g, d, recipe, data, device)
+        baseline_rate = _rate(loop.step, device, steps, warmup)
+
+    return BenchResult(
+        arch=arch_name,
+        device=str(device),
+        batch_size=recipe.batch_size,
+        train_it_per_s=round(it_per_s, 3),
+        train_images_per_s=round(it_per_s * recipe.batch_size, 1),
+        baseline_it_per_s=round(baseline_rate, 3) if baseline_rate else None,
+        speedup=round(it_per_s / baseline_rate, 2) if baseline_rate else None,
+        sample_images_per_s=round(sample_rate, 1),
+        peak_memory_mb=round(peak, 1),
+        gflop_per_iteration=round(flops / 1e9, 2),
+        achieved_tflop_per_s=round(flops * it_per_s / 1e12, 4),
+    )

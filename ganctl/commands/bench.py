@@ -1,0 +1,75 @@
+"""``ganctl bench``: training and sampling speed against the plain eager baseline."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from ganctl.commands.common import handles_errors, out, print_json
+
+
+@handles_errors
+def bench_command(
+    arch: Annotated[Optional[list[str]], typer.Option(help="Architecture to measure (repeatable; default: all).")] = None,
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda | mps.")] = "auto",
+    steps: Annotated[Optional[int], typer.Option(help="Timed iterations (default 200 on CUDA, 5 on the CPU).")] = None,
+    warmup: Annotated[Optional[int], typer.Option(help="Untimed iterations first (default 20 on CUDA, 2 on the CPU).")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help="Override the recipes' batch sizes.")] = None,
+    amp: Annotated[Optional[bool], typer.Option("--amp/--no-amp", help="bf16 autocast (default: on for CUDA, off for the CPU).")] = None,
+    channels_last: Annotated[bool, typer.Option("--channels-last/--no-channels-last", help="NHWC layout.")] = True,
+    compile: Annotated[bool, typer.Option("--compile", help="torch.compile the networks.")] = False,
+    baseline: Annotated[bool, typer.Option("--baseline/--no-baseline", help="Also time the plain eager baseline loop.")] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Measure training iterations/s, images/s, sampling speed and peak memory per architecture, and the speed-up over a plain eager PyTorch loop measured in the same run.
+
+    Example: ganctl bench --arch cifar-dcgan --device cuda
+    """
+    import torch
+
+    from ganctl.bench.harness import bench_arch
+    from ganctl.errors import GanctlError
+    from ganctl.registry import ARCHITECTURES
+    from ganctl.training.loop import resolve_device
+
+    target = resolve_device(device)
+    names = arch or ARCHITECTURES.names()
+    for name in names:
+        ARCHITECTURES.get(name)  # unknown names fail before anything is measured
+    on_gpu = target.type == "cuda"
+    steps = steps if steps is not None else (200 if on_gpu else 5)
+    warmup = warmup if warmup is not None else (20 if on_gpu else 2)
+    if steps < 1 or warmup < 0:
+        raise GanctlError("--steps must be at least 1 and --warmup at least 0")
+    results = [
+        bench_arch(name, target, steps=steps, warmup=warmup, amp=amp, channels_last=channels_last,
+                   compile=compile, baseline=baseline, batch_size=batch_size).to_dict()
+        for name in names
+    ]
+    context = {"torch": torch.__version__, "device": _device_name(target), "steps": steps, "warmup": warmup,
+               "amp": amp, "channels_last": channels_last, "compile": compile}
+    if as_json:
+        print_json({"context": context, "results": results})
+        return
+    from rich.table import Table
+
+    table = Table(title=f"ganctl bench on {context['device']} (torch {context['torch']})", title_justify="left")
+    columns = [("arch", "arch"), ("batch", "batch_size"), ("it/s", "train_it_per_s"), ("img/s", "train_images_per_s"),
+               ("baseline it/s", "baseline_it_per_s"), ("speed-up", "speedup"), ("sample img/s", "sample_images_per_s"),
+               ("peak MiB", "peak_memory_mb"), ("GFLOP/it", "gflop_per_iteration"), ("TFLOP/s", "achieved_tflop_per_s")]
+    for title, _ in columns:
+        table.add_column(title, justify="left" if title == "arch" else "right", no_wrap=True)
+    for r in results:
+        table.add_row(*("-" if r[key] is None else str(r[key]) for _, key in columns))
+    out.print(table)
+
+
+def _device_name(device) -> str:
+    import platform
+
+    import torch
+
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"{device.type} ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
