@@ -16,7 +16,7 @@ RUN = "Run folder and output"
 HW = "Device"
 
 # Options that may change when a run is resumed; anything else would make it another run.
-RESUMABLE = {"epochs", "max_steps", "device", "quiet", "checkpoint_every", "keep_checkpoints", "log_every"}
+RESUMABLE = {"epochs", "max_steps", "device", "quiet", "checkpoint_every", "keep_checkpoints", "log_every", "compile"}
 
 
 @handles_errors
@@ -57,6 +57,7 @@ def train_command(
     device: Annotated[Optional[str], typer.Option(help="auto | cpu | cuda | mps (auto: CUDA, then MPS, then CPU).", rich_help_panel=HW)] = None,
     amp: Annotated[Optional[bool], typer.Option("--amp/--no-amp", help="bf16 autocast (default: on for CUDA, off for the CPU).", rich_help_panel=HW)] = None,
     channels_last: Annotated[Optional[bool], typer.Option("--channels-last/--no-channels-last", help="NHWC memory layout (default on).", rich_help_panel=HW)] = None,
+    compile: Annotated[Optional[bool], typer.Option("--compile/--no-compile", help="torch.compile the networks (default off: eager).", rich_help_panel=HW)] = None,
 ) -> None:
     """Train a GAN with its architecture's recipe; any recipe value can be overridden.
 
@@ -75,7 +76,7 @@ def train_command(
     }
     run_overrides = {
         "data_dir": str(data_dir) if data_dir else None, "dataset_limit": limit, "device": device,
-        "amp": amp, "channels_last": channels_last, "max_steps": max_steps, "checkpoint_every": checkpoint_every,
+        "amp": amp, "channels_last": channels_last, "compile": compile, "max_steps": max_steps, "checkpoint_every": checkpoint_every,
         "keep_checkpoints": keep_checkpoints, "log_every": log_every, "quiet": quiet or None,
         "download": False if no_download else None,
     }

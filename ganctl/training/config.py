@@ -22,6 +22,7 @@ class TrainConfig:
     # step's time on CPUs with bf16 units but changes the arithmetic of a seed recipe.
     amp: bool | None = None
     channels_last: bool = True  # NHWC memory layout: faster convolutions on CPU and GPU
+    compile: bool = False  # torch.compile both networks (fused kernels; minutes of warm-up on a CPU)
     seed: int = 0
     max_steps: int | None = None  # stop after this many iterations (smoke runs)
     checkpoint_every: int | None = None  # iterations between checkpoints; None: once per epoch

@@ -189,8 +189,11 @@ class Trainer:
         self.latent_rng.manual_seed(c.seed + 2)
         fixed = torch.Generator().manual_seed(c.seed + 3)  # on the CPU: the same grid on any device
         self.fixed_z = torch.randn(r.sample_grid, r.latent_dim, generator=fixed).to(self.device)
+        # Compiled wrappers share the parameters; state is always read from the plain modules.
+        g_forward = torch.compile(self.G) if c.compile else self.G
+        d_forward = torch.compile(self.D) if c.compile else self.D
         self.step_fn = TrainStep(
-            self.G, self.D, self.g_opt, self.d_opt, loss_class(real_target=1.0 - r.label_smoothing),
+            g_forward, d_forward, self.g_opt, self.d_opt, loss_class(real_target=1.0 - r.label_smoothing),
             r, self.real, self.latent_rng, self.device, c.amp,
         )
         del self.images  # now on the device, inside self.real
