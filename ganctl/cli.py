@@ -12,7 +12,7 @@ from typing import Annotated, Optional
 import typer
 
 from ganctl import __version__
-from ganctl.commands import bench, inspect_arch, list_cmd, train
+from ganctl.commands import bench, inspect_arch, latent_walk, list_cmd, sample, train
 
 app = typer.Typer(
     name="ganctl",
@@ -55,7 +55,8 @@ app.command("train")(train.train_command)
 app.command("list")(list_cmd.list_command)
 app.command("inspect-arch")(inspect_arch.inspect_arch)
 app.command("bench")(bench.bench_command)
-# (sample / latent-walk commands are registered here)
+app.command("sample")(sample.sample_command)
+app.command("latent-walk")(latent_walk.latent_walk_command)
 # (eval command is registered here)
 
 

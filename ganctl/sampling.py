@@ -121,10 +121,13 @@ def read_latents(path: Path, latent_dim: int) -> torch.Tensor:
 def _read_npy(path: Path):
     import numpy as np
 
+    with open(path, "rb") as f:
+        if f.read(6) != b"\x93NUMPY":  # numpy would take any other bytes for a pickle
+            raise GanctlError(f"{path} is not a readable .npy file (no .npy header)")
     try:
         return np.load(path, allow_pickle=False)  # a pickled array could run code: refused
     except ValueError as exc:
-        if "pickle" in str(exc).lower():
+        if "object" in str(exc).lower() or "pickle" in str(exc).lower():
             raise GanctlError(f"{path} holds Python objects (a pickled array); save plain numbers instead") from None
         raise GanctlError(f"{path} is not a readable .npy file: {_first_line(exc)}") from None
     except (OSError, EOFError) as exc:
@@ -186,14 +189,17 @@ def generate(
     Only one batch of images exists at a time. Each batch costs one device-to-host copy (of
     uint8, a quarter of float32) and no other synchronisation.
     """
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if amp else contextlib.nullcontext()
     for start in range(0, latents.shape[0], batch_size):
         z = latents[start : start + batch_size].to(device, non_blocking=True)
         # inference mode only around the work: the consumer runs between yields, outside it
-        with torch.inference_mode(), autocast:
+        with torch.inference_mode(), _autocast(device, amp):
             images = generator(z)
             batch = to_uint8(images.float(), pixel_range)
         yield batch
+
+
+def _autocast(device: torch.device, amp: bool):
+    return torch.autocast(device.type, dtype=torch.bfloat16) if amp else contextlib.nullcontext()
 
 
 def sample_grid(batches: Iterable[torch.Tensor], nrow: int | None, padding: int, scale: int) -> Image.Image:

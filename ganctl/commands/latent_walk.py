@@ -1,0 +1,131 @@
+"""``ganctl latent-walk``: interpolate between latent points, as a grid PNG or an animation."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ganctl.commands.common import handles_errors, out
+from ganctl.errors import GanctlError
+
+WALK = "The walk"
+OUTPUT = "Output"
+HW = "Device"
+
+DEFAULT_POINTS = 2
+DEFAULT_ROWS = 4
+DEFAULT_OUT = Path("walk.gif")
+GRID_SUFFIXES = (".png",)
+ANIMATION_SUFFIXES = (".gif", ".webp")
+
+
+@handles_errors
+def latent_walk_command(
+    weights: Annotated[Optional[Path], typer.Option(help="A generator .safetensors file or a run folder (default: the latest run's generator).", metavar="PATH")] = None,
+    # the walk
+    steps: Annotated[int, typer.Option(help="Frames per segment, counting the segment's start point: a walk through P points has steps × (P − 1) + 1 frames (steps × P with --loop).", rich_help_panel=WALK)] = 8,
+    points: Annotated[Optional[int], typer.Option(help=f"Random points each walk passes through (default {DEFAULT_POINTS}).", rich_help_panel=WALK)] = None,
+    rows: Annotated[Optional[int], typer.Option(help=f"Independent walks, one per grid row (default {DEFAULT_ROWS}).", rich_help_panel=WALK)] = None,
+    mode: Annotated[str, typer.Option(help="slerp (along the sphere Gaussian latents live near) or lerp (straight line).", metavar="slerp|lerp", rich_help_panel=WALK)] = "slerp",
+    loop: Annotated[bool, typer.Option("--loop", help="Walk back to the start, for a seamless animation loop.", rich_help_panel=WALK)] = False,
+    seed: Annotated[Optional[int], typer.Option(help="Seed of the random points (default: a fresh one, printed).", rich_help_panel=WALK)] = None,
+    z_file: Annotated[Optional[Path], typer.Option(help="One walk through the latents of a .npy or .safetensors file (N, latent_dim), in order, instead of random points.", metavar="PATH", rich_help_panel=WALK)] = None,
+    # output
+    out_paths: Annotated[Optional[list[Path]], typer.Option("--out", "-o", help=f"Output, by extension: .png (grid, a walk per row), .gif or .webp (animation); repeatable (default {DEFAULT_OUT}).", metavar="PATH", rich_help_panel=OUTPUT)] = None,
+    fps: Annotated[float, typer.Option(help="Animation frames per second.", rich_help_panel=OUTPUT)] = 10.0,
+    scale: Annotated[int, typer.Option(help="Enlarge K times, nearest neighbour (crisp pixels).", metavar="K", rich_help_panel=OUTPUT)] = 1,
+    padding: Annotated[int, typer.Option(help="Pixels between images, before --scale.", rich_help_panel=OUTPUT)] = 2,
+    force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite existing output files.", rich_help_panel=OUTPUT)] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing when all goes well.", rich_help_panel=OUTPUT)] = False,
+    # device
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda | mps (auto: CUDA, then MPS, then CPU).", rich_help_panel=HW)] = "auto",
+    batch_size: Annotated[int, typer.Option(help="Images generated at once.", rich_help_panel=HW)] = 500,
+    amp: Annotated[Optional[bool], typer.Option("--amp/--no-amp", help="bf16 autocast (default: on for CUDA, off for the CPU).", rich_help_panel=HW)] = None,
+) -> None:
+    """Walk through latent space: images between random points, as a grid PNG or a GIF/WebP animation.
+
+    Example: ganctl latent-walk --rows 4 --points 3 --loop --scale 3 --out walk.gif --out walk.png
+    """
+    targets = list(dict.fromkeys(out_paths or [DEFAULT_OUT]))  # a path given twice is written once
+    _check_options(steps, points, rows, mode, seed, z_file, targets, fps, scale, padding, batch_size)
+
+    from ganctl import sampling
+    from ganctl.images import save_animation, save_png
+
+    for target in targets:
+        sampling.check_output_file(target, force)
+    torch_device = sampling.pick_device(device)
+    generator, info, source = sampling.load(weights, torch_device)
+    endpoints, origin = _endpoints(sampling, info.latent_dim, points, rows, seed, z_file)
+    latents = sampling.walk(endpoints, steps, mode, loop)
+    walks, length = latents.shape[:2]
+
+    batches = sampling.generate(
+        generator, latents.flatten(0, 1), info.pixel_range,
+        device=torch_device, batch_size=batch_size, amp=sampling.use_amp(torch_device, amp),
+    )
+    frames = _cat(batches).unflatten(0, (walks, length))  # (rows, frames, C, H, W)
+    try:
+        for target in targets:
+            sampling.make_folder(target.parent)
+            if target.suffix.lower() in GRID_SUFFIXES:
+                save_png(sampling.walk_grid(frames, padding, scale), target)
+            else:
+                save_animation(sampling.walk_animation(frames, padding, scale), target, fps=fps)
+    except OSError as exc:
+        raise GanctlError(f"could not write the output: {exc.strerror or exc} ({exc.filename or ''})") from None
+    if not quiet:
+        written = ", ".join(str(t) for t in targets)
+        shape = f"{walks} walk{'s' if walks > 1 else ''} × {length} frames, {mode}{', looped' if loop else ''}"
+        out.print(f"Wrote {written} ({shape}) from {source}, {origin}.", markup=False, soft_wrap=True)
+
+
+def _check_options(steps, points, rows, mode, seed, z_file, targets, fps, scale, padding, batch_size) -> None:
+    """Every check that needs no file and no torch, so a mistake is reported at once."""
+    if steps < 1:
+        raise GanctlError(f"--steps must be at least 1, not {steps}")
+    if points is not None and points < 2:
+        raise GanctlError(f"--points must be at least 2 (a walk goes from one point to another), not {points}")
+    if rows is not None and rows < 1:
+        raise GanctlError(f"--rows must be at least 1, not {rows}")
+    if mode not in ("slerp", "lerp"):
+        raise GanctlError(f"unknown --mode '{mode}'; use slerp or lerp")
+    if z_file is not None:
+        clashing = [name for name, value in (("--seed", seed), ("--points", points), ("--rows", rows)) if value is not None]
+        if clashing:
+            raise GanctlError(f"{', '.join(clashing)} cannot be used with --z-file, whose latents are the walk's points")
+        if z_file.suffix.lower() not in (".npy", ".safetensors"):
+            raise GanctlError(f"{z_file}: latent files are .npy or .safetensors")
+    for target in targets:
+        if target.suffix.lower() not in GRID_SUFFIXES + ANIMATION_SUFFIXES:
+            raise GanctlError(f"--out {target}: use .png (a grid), .gif or .webp (an animation)")
+    if not (math.isfinite(fps) and fps > 0):
+        raise GanctlError(f"--fps must be a positive number, not {fps}")
+    if scale < 1:
+        raise GanctlError(f"--scale must be at least 1, not {scale}")
+    if padding < 0:
+        raise GanctlError(f"--padding cannot be negative ({padding})")
+    if batch_size < 1:
+        raise GanctlError(f"--batch-size must be at least 1, not {batch_size}")
+
+
+def _endpoints(sampling, latent_dim: int, points, rows, seed, z_file):
+    """The walks' points ``(rows, points, latent_dim)`` and how to name them in the message."""
+    if z_file is not None:
+        z = sampling.read_latents(z_file, latent_dim)
+        if z.shape[0] < 2:
+            raise GanctlError(f"{z_file} holds {z.shape[0]} latent; a walk needs at least 2")
+        return z.unsqueeze(0), f"points from {z_file}"
+    rows, points = rows or DEFAULT_ROWS, points or DEFAULT_POINTS
+    seed = sampling.fresh_seed() if seed is None else seed
+    z = sampling.random_latents(rows * points, latent_dim, seed)
+    return z.unflatten(0, (rows, points)), f"seed {seed}"
+
+
+def _cat(batches):
+    import torch
+
+    return torch.cat(list(batches))

@@ -1,0 +1,151 @@
+"""``ganctl sample``: images from a generator file, as one grid or one PNG each."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ganctl.commands.common import err, handles_errors, out
+from ganctl.errors import GanctlError
+
+LATENTS = "Latent points"
+OUTPUT = "Output"
+HW = "Device"
+
+DEFAULT_N = 100
+DEFAULT_OUT = Path("samples.png")
+DEFAULT_PADDING = 2
+
+
+@handles_errors
+def sample_command(
+    weights: Annotated[Optional[Path], typer.Option(help="A generator .safetensors file or a run folder (default: the latest run's generator).", metavar="PATH")] = None,
+    n: Annotated[Optional[int], typer.Option("--n", "-n", help=f"How many images (default {DEFAULT_N}; with --z-file, one per latent in it).")] = None,
+    # latent points
+    seed: Annotated[Optional[int], typer.Option(help="Seed of the random latents; the same seed gives the same images (default: a fresh one, printed).", rich_help_panel=LATENTS)] = None,
+    z_value: Annotated[Optional[float], typer.Option(help="Use the latent point whose entries all equal this value (every image is that point).", rich_help_panel=LATENTS)] = None,
+    z_file: Annotated[Optional[Path], typer.Option(help="Take the latents from a .npy or .safetensors file: shape (N, latent_dim) or (latent_dim,).", metavar="PATH", rich_help_panel=LATENTS)] = None,
+    save_z: Annotated[Optional[Path], typer.Option(help="Also write the latents used to this .npy or .safetensors file (to reuse with --z-file).", metavar="PATH", rich_help_panel=LATENTS)] = None,
+    # output
+    out_path: Annotated[Optional[Path], typer.Option("--out", "-o", help=f"The grid PNG to write (default {DEFAULT_OUT}).", metavar="PATH", rich_help_panel=OUTPUT)] = None,
+    nrow: Annotated[Optional[int], typer.Option(help="Images per grid row (default ⌈√n⌉).", rich_help_panel=OUTPUT)] = None,
+    padding: Annotated[Optional[int], typer.Option(help=f"Pixels between grid images (default {DEFAULT_PADDING}), before --scale.", rich_help_panel=OUTPUT)] = None,
+    scale: Annotated[int, typer.Option(help="Enlarge K times, nearest neighbour (crisp pixels).", metavar="K", rich_help_panel=OUTPUT)] = 1,
+    individual: Annotated[Optional[Path], typer.Option(help="Write one PNG per image into this folder (000000.png, ...) instead of a grid.", metavar="DIR", rich_help_panel=OUTPUT)] = None,
+    force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite existing output files.", rich_help_panel=OUTPUT)] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing when all goes well.", rich_help_panel=OUTPUT)] = False,
+    # device
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda | mps (auto: CUDA, then MPS, then CPU).", rich_help_panel=HW)] = "auto",
+    batch_size: Annotated[int, typer.Option(help="Images generated at once; only one batch is held in memory with --individual.", rich_help_panel=HW)] = 500,
+    amp: Annotated[Optional[bool], typer.Option("--amp/--no-amp", help="bf16 autocast (default: on for CUDA, off for the CPU).", rich_help_panel=HW)] = None,
+) -> None:
+    """Generate images from a trained generator: one grid PNG, or one PNG per image with --individual.
+
+    Example: ganctl sample --n 100 --scale 4
+    """
+    _check_options(n, seed, z_value, z_file, out_path, nrow, padding, scale, individual, batch_size)
+    if z_file is None and n is None:
+        n = DEFAULT_N
+
+    from ganctl import sampling
+    from ganctl.images import save_png
+
+    out_path = out_path or DEFAULT_OUT
+    names = sampling.individual_names(n) if individual is not None and n is not None else []
+    if individual is None:
+        sampling.check_output_file(out_path, force)
+    elif names:  # with --z-file, n is only known once the file is read
+        sampling.check_output_folder(individual, names, force)
+    if save_z is not None:
+        _check_latent_file_name(save_z)
+        sampling.check_output_file(save_z, force)
+
+    torch_device = sampling.pick_device(device)
+    generator, info, source = sampling.load(weights, torch_device)
+    latents, origin = _latents(sampling, info.latent_dim, n, seed, z_value, z_file)
+    n = latents.shape[0]
+    if individual is not None and not names:
+        names = sampling.individual_names(n)
+        sampling.check_output_folder(individual, names, force)
+
+    batches = sampling.generate(
+        generator, latents, info.pixel_range,
+        device=torch_device, batch_size=batch_size, amp=sampling.use_amp(torch_device, amp),
+    )
+    try:
+        if save_z is not None:
+            sampling.make_folder(save_z.parent)
+            sampling.save_latents(save_z, latents)
+        if individual is None:
+            picture = sampling.sample_grid(batches, nrow, DEFAULT_PADDING if padding is None else padding, scale)
+            sampling.make_folder(out_path.parent)
+            save_png(picture, out_path)
+            what = f"{out_path} ({n:,} images, {min(nrow or math.ceil(n ** 0.5), n)} per row)"
+        else:
+            sampling.make_folder(individual)
+            total = math.ceil(n / batch_size)
+            sampling.write_individual(_with_progress(batches, total, quiet), individual, names, scale)
+            what = f"{n:,} PNGs to {individual}/ ({names[0]} to {names[-1]})"
+    except OSError as exc:
+        raise GanctlError(f"could not write the output: {exc.strerror or exc} ({exc.filename or ''})") from None
+    if not quiet:
+        out.print(f"Wrote {what} from {source}, {origin}.", markup=False, soft_wrap=True)
+        if save_z is not None:
+            out.print(f"Latents: {save_z}", markup=False, soft_wrap=True)
+
+
+def _check_options(n, seed, z_value, z_file, out_path, nrow, padding, scale, individual, batch_size) -> None:
+    """Every check that needs no file and no torch, so a mistake is reported at once."""
+    sources = [name for name, value in (("--seed", seed), ("--z-value", z_value), ("--z-file", z_file)) if value is not None]
+    if len(sources) > 1:
+        raise GanctlError(f"{' and '.join(sources)} cannot be used together; pick one source of latent points")
+    if n is not None and n < 1:
+        raise GanctlError(f"--n must be at least 1, not {n}")
+    if z_value is not None and not math.isfinite(z_value):
+        raise GanctlError(f"--z-value must be a finite number, not {z_value}")
+    if z_file is not None:
+        _check_latent_file_name(z_file)
+    if scale < 1:
+        raise GanctlError(f"--scale must be at least 1, not {scale}")
+    if batch_size < 1:
+        raise GanctlError(f"--batch-size must be at least 1, not {batch_size}")
+    if nrow is not None and nrow < 1:
+        raise GanctlError(f"--nrow must be at least 1, not {nrow}")
+    if padding is not None and padding < 0:
+        raise GanctlError(f"--padding cannot be negative ({padding})")
+    if individual is not None:
+        grid_only = [name for name, value in (("--out", out_path), ("--nrow", nrow), ("--padding", padding)) if value is not None]
+        if grid_only:
+            raise GanctlError(f"{', '.join(grid_only)} shape(s) the grid; --individual writes separate images instead")
+    elif out_path is not None and out_path.suffix.lower() != ".png":
+        raise GanctlError(f"--out {out_path}: the grid is written as PNG; name a .png file")
+
+
+def _check_latent_file_name(path: Path) -> None:
+    if path.suffix.lower() not in (".npy", ".safetensors"):
+        raise GanctlError(f"{path}: latent files are .npy or .safetensors")
+
+
+def _latents(sampling, latent_dim: int, n: int | None, seed, z_value, z_file):
+    """The latent points to draw and how to name them in the message."""
+    if z_file is not None:
+        z = sampling.read_latents(z_file, latent_dim)
+        if n is not None and n > z.shape[0]:
+            raise GanctlError(f"--n {n} but {z_file} holds {z.shape[0]} latents; leave --n out to use them all")
+        return z[:n], f"latents from {z_file}"
+    if z_value is not None:
+        return sampling.constant_latents(n, latent_dim, z_value), f"every latent entry = {z_value:g}"
+    seed = sampling.fresh_seed() if seed is None else seed
+    return sampling.random_latents(n, latent_dim, seed), f"seed {seed}"
+
+
+def _with_progress(batches, total: int, quiet: bool):
+    """A progress bar on stderr for long runs in a terminal; the batches unchanged otherwise."""
+    if quiet or total < 2 or not err.is_terminal:
+        return batches
+    from rich.progress import track
+
+    return track(batches, total=total, description="Generating", console=err, transient=True)
