@@ -105,6 +105,10 @@ def load_generator(path: Path, device: str | torch.device = "cpu") -> tuple[torc
             f"{path} needs architecture '{info.architecture}', which no installed plugin provides"
         )
     arch = ARCHITECTURES.get(info.architecture).obj
+    try:
+        arch.check(**info.arch_args)
+    except GanctlError as exc:
+        raise GanctlError(f"{path} cannot be loaded: {exc}") from None
     generator, _ = arch.build(**info.arch_args)
     tensors = _open(path, lambda f: {k: f.get_tensor(k) for k in f.keys()})
     try:

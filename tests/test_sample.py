@@ -15,6 +15,7 @@ from safetensors.torch import save_file
 from typer.testing import CliRunner
 
 from ganctl import runs, sampling
+from ganctl.device import resolve_device, use_amp
 from ganctl.cli import app
 from ganctl.registry import ARCHITECTURES
 from ganctl.weights import save_generator
@@ -402,9 +403,9 @@ def test_latents_are_drawn_on_the_cpu_from_the_seed():
 def test_auto_device_falls_back_to_the_cpu(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
-    assert sampling.pick_device("auto").type == "cpu"
-    assert sampling.use_amp(torch.device("cpu"), None) is False
-    assert sampling.use_amp(torch.device("cuda"), None) is True
+    assert resolve_device("auto").type == "cpu"
+    assert use_amp(torch.device("cpu"), None) is False
+    assert use_amp(torch.device("cuda"), None) is True
 
 
 def test_bf16_autocast_works_on_the_cpu_too(mnist, tmp_path):

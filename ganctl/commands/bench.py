@@ -31,7 +31,7 @@ def bench_command(
     from ganctl.bench.harness import bench_arch
     from ganctl.errors import GanctlError
     from ganctl.registry import ARCHITECTURES
-    from ganctl.training.loop import resolve_device
+    from ganctl.device import resolve_device
 
     target = resolve_device(device)
     names = arch or ARCHITECTURES.names()

@@ -53,11 +53,12 @@ def latent_walk_command(
     _check_options(steps, points, rows, mode, seed, z_file, targets, fps, scale, padding, batch_size)
 
     from ganctl import sampling
+    from ganctl.device import resolve_device, use_amp
     from ganctl.images import save_animation, save_png
 
     for target in targets:
         sampling.check_output_file(target, force)
-    torch_device = sampling.pick_device(device)
+    torch_device = resolve_device(device)
     generator, info, source = sampling.load(weights, torch_device)
     endpoints, origin = _endpoints(sampling, info.latent_dim, points, rows, seed, z_file)
     latents = sampling.walk(endpoints, steps, mode, loop)
@@ -65,7 +66,7 @@ def latent_walk_command(
 
     batches = sampling.generate(
         generator, latents.flatten(0, 1), info.pixel_range,
-        device=torch_device, batch_size=batch_size, amp=sampling.use_amp(torch_device, amp),
+        device=torch_device, batch_size=batch_size, amp=use_amp(torch_device, amp),
     )
     frames = _cat(batches).unflatten(0, (walks, length))  # (rows, frames, C, H, W)
     try:

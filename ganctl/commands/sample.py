@@ -51,6 +51,7 @@ def sample_command(
         n = DEFAULT_N
 
     from ganctl import sampling
+    from ganctl.device import resolve_device, use_amp
     from ganctl.images import save_png
 
     out_path = out_path or DEFAULT_OUT
@@ -63,7 +64,7 @@ def sample_command(
         _check_latent_file_name(save_z)
         sampling.check_output_file(save_z, force)
 
-    torch_device = sampling.pick_device(device)
+    torch_device = resolve_device(device)
     generator, info, source = sampling.load(weights, torch_device)
     latents, origin = _latents(sampling, info.latent_dim, n, seed, z_value, z_file)
     n = latents.shape[0]
@@ -73,7 +74,7 @@ def sample_command(
 
     batches = sampling.generate(
         generator, latents, info.pixel_range,
-        device=torch_device, batch_size=batch_size, amp=sampling.use_amp(torch_device, amp),
+        device=torch_device, batch_size=batch_size, amp=use_amp(torch_device, amp),
     )
     try:
         if save_z is not None:

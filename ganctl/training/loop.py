@@ -29,6 +29,7 @@ from typing import Any
 import torch
 
 from ganctl import __version__, runs
+from ganctl.device import resolve_device
 from ganctl.errors import GanctlError
 from ganctl.fileio import atomic_write_bytes, atomic_write_json
 from ganctl.images import grid, save_animation, save_png, to_pil, to_uint8
@@ -43,20 +44,6 @@ from ganctl.weights import save_generator
 
 class TrainingInterrupted(GanctlError):
     exit_code = 130
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise GanctlError("--device cuda was asked for, but PyTorch sees no CUDA GPU here")
-    if name == "mps" and not torch.backends.mps.is_available():
-        raise GanctlError("--device mps was asked for, but this PyTorch has no MPS backend here")
-    return torch.device(name)
 
 
 class Trainer:
