@@ -1,9 +1,11 @@
-"""Datasets as uint8 tensors at the size and channels an architecture needs.
+"""Loading training images: registered datasets and image folders, as one uint8 tensor.
 
-A registered dataset is a function ``load(request) -> numpy uint8 (N, H, W, C)`` at its own
-size (see ``ganctl_plugins/datasets.py``). ``load_images`` looks it up (or reads a folder of
-images for ``folder:PATH``), then resizes and maps channels once, so the trainer gets exactly
-``(N, channels, image_size, image_size)``.
+A dataset is registered with ``@register_dataset(name, description=...)`` on a function
+``load(request: DatasetRequest) -> numpy.ndarray`` that returns uint8 NHWC images at the
+dataset's native size (C is 1 or 3). ``load_images`` turns that into the tensor the trainer
+wants: NCHW, at the architecture's size and channel count.
+
+Besides registered names, ``folder:PATH`` loads every image file under PATH.
 """
 
 from __future__ import annotations
@@ -15,37 +17,48 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from ganctl.errors import GanctlError
+from ganctl.registry import DATASETS
 
+ENV_DATA_DIR = "GANCTL_DATA_DIR"
+ENV_OFFLINE = "GANCTL_OFFLINE"
+SPLITS = ("train", "test")
 FOLDER_PREFIX = "folder:"
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
-LUMA = (0.299, 0.587, 0.114)  # ITU-R 601, as PIL's convert("L")
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
+LUMA_WEIGHTS = (0.299, 0.587, 0.114)  # ITU-R BT.601
+CHUNK = 2048  # images converted at a time, so that float copies stay small
+
+Log = Callable[[str], None]
 
 
 @dataclass(frozen=True)
 class DatasetRequest:
-    root: Path  # where files are looked for (the --data-dir)
+    """What a dataset loader is asked for."""
+
+    root: Path  # folder where files are looked for (the --data-dir)
     split: str  # "train" or "test"
-    download: bool  # may a missing dataset be downloaded
-    image_size: int  # the architecture's size (a hint; synthetic draws at it)
+    download: bool  # may the loader try to download missing files
+    image_size: int  # the architecture's size (a hint; synthetic draws at this size)
     channels: int  # 1 or 3 (a hint)
 
 
 def default_data_dir() -> Path:
-    if "GANCTL_DATA_DIR" in os.environ:
-        return Path(os.environ["GANCTL_DATA_DIR"])
-    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-    return cache / "ganctl" / "data"
+    """$GANCTL_DATA_DIR, else $XDG_CACHE_HOME/ganctl/data, else ~/.cache/ganctl/data."""
+    if explicit := os.environ.get(ENV_DATA_DIR):
+        return Path(explicit).expanduser()
+    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache).expanduser() / "ganctl" / "data"
 
 
-def downloads_allowed(download: bool) -> bool:
-    return download and os.environ.get("GANCTL_OFFLINE", "") in ("", "0")
+def offline() -> bool:
+    """True when $GANCTL_OFFLINE forbids every download."""
+    return os.environ.get(ENV_OFFLINE, "").strip().lower() not in ("", "0", "false", "no")
 
 
 def dataset_names() -> list[str]:
-    from ganctl.registry import DATASETS
-
+    """The registered dataset names, sorted (``folder:PATH`` is not among them)."""
     return DATASETS.names()
 
 
@@ -58,71 +71,140 @@ def load_images(
     channels: int,
     download: bool = True,
     limit: int | None = None,
-    log: Callable[[str], None] | None = None,
+    log: Log | None = None,
 ) -> torch.Tensor:
-    """uint8 ``(N, channels, image_size, image_size)`` on the CPU."""
-    if split not in ("train", "test"):
-        raise GanctlError(f"unknown split '{split}'; use train or test")
+    """Images as a contiguous uint8 CPU tensor ``(N, channels, image_size, image_size)``.
+
+    ``dataset`` is a registered name or ``folder:PATH``. Images whose native size differs
+    are resized (antialiased bilinear); gray becomes RGB by repetition and RGB becomes gray
+    by BT.601 luma. ``limit`` keeps the first N images; ``log`` receives notes for the user.
+    Missing files may be downloaded when ``download`` is true and $GANCTL_OFFLINE is not set.
+    """
+    _check_request(split, image_size, channels, limit)
     if dataset.startswith(FOLDER_PREFIX):
-        array = read_folder(Path(dataset[len(FOLDER_PREFIX) :]).expanduser(), image_size, channels, log)
-    else:
-        from ganctl.registry import DATASETS
+        path = Path(dataset[len(FOLDER_PREFIX) :]).expanduser()
+        return torch.from_numpy(load_folder(path, image_size, channels, limit=limit, log=log))
 
-        loader = DATASETS.get(dataset).obj
-        request = DatasetRequest(Path(data_dir) if data_dir else default_data_dir(), split, download, image_size, channels)
-        array = loader(request)
-    if limit is not None:
-        array = array[:limit]
-    if array.ndim != 4 or array.shape[0] == 0:
-        raise GanctlError(f"dataset '{dataset}' gave no images")
-    images = torch.from_numpy(np.ascontiguousarray(array)).permute(0, 3, 1, 2)  # NHWC -> NCHW
-    images = map_channels(images, channels, dataset)
-    return resize(images, image_size).contiguous()
-
-
-def map_channels(images: torch.Tensor, channels: int, name: str) -> torch.Tensor:
-    have = images.shape[1]
-    if have == channels:
-        return images
-    if have == 1 and channels == 3:
-        return images.expand(-1, 3, -1, -1)
-    if have == 3 and channels == 1:
-        weights = torch.tensor(LUMA).view(1, 3, 1, 1)
-        return (images.float() * weights).sum(1, keepdim=True).round().clamp(0, 255).to(torch.uint8)
-    raise GanctlError(f"dataset '{name}' has {have} channels, which cannot be mapped to {channels}")
+    loader = DATASETS.get(dataset).obj
+    request = DatasetRequest(
+        root=Path(data_dir).expanduser() if data_dir is not None else default_data_dir(),
+        split=split,
+        download=download and not offline(),
+        image_size=image_size,
+        channels=channels,
+    )
+    images = loader(request)
+    _check_loader_output(dataset, images)
+    return torch.from_numpy(convert(images[:limit], image_size, channels))
 
 
-def resize(images: torch.Tensor, size: int, chunk: int = 4096) -> torch.Tensor:
-    """Antialiased bilinear resize of uint8 images to ``size`` (a no-op at the native size)."""
-    if images.shape[-1] == size and images.shape[-2] == size:
-        return images
-    import torch.nn.functional as F
-
-    out = []
-    for part in images.split(chunk):  # bounded memory for 60,000 images
-        scaled = F.interpolate(part.float(), size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-        out.append(scaled.round_().clamp_(0, 255).to(torch.uint8))
-    return torch.cat(out)
+def _check_request(split: str, image_size: int, channels: int, limit: int | None) -> None:
+    if split not in SPLITS:
+        raise GanctlError(f"unknown split '{split}'; use 'train' or 'test'")
+    if image_size < 1:
+        raise GanctlError(f"the image size must be at least 1 px, not {image_size}")
+    if channels not in (1, 3):
+        raise GanctlError(f"images can have 1 or 3 channels, not {channels}")
+    if limit is not None and limit < 1:
+        raise GanctlError(f"the image limit must be at least 1, not {limit}")
 
 
-def read_folder(folder: Path, size: int, channels: int, log: Callable[[str], None] | None) -> np.ndarray:
-    """Every image under ``folder``: shorter side to ``size``, centre crop, L or RGB."""
-    from PIL import Image, ImageOps, UnidentifiedImageError
+def _check_loader_output(dataset: str, images: object) -> None:
+    """A plugin's loader must keep the contract; say so plainly when it does not."""
+    if not isinstance(images, np.ndarray):
+        raise GanctlError(f"dataset '{dataset}' gave a {type(images).__name__}, not a NumPy array")
+    if images.dtype != np.uint8 or images.ndim != 4:
+        what = f"{images.dtype} array of shape {images.shape}"
+        raise GanctlError(f"dataset '{dataset}' gave a {what}, not uint8 images (N, H, W, C)")
+    if images.shape[-1] not in (1, 3):
+        channels = images.shape[-1]
+        raise GanctlError(f"dataset '{dataset}' gave images with {channels} channels; 1 or 3 are supported")
+    if len(images) == 0:
+        raise GanctlError(f"dataset '{dataset}' has no images")
 
-    if not folder.is_dir():
-        raise GanctlError(f"{folder} is not a folder of images")
-    paths = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-    mode = "L" if channels == 1 else "RGB"
-    images, skipped = [], 0
-    for path in paths:
+
+# ----------------------------------------------------------------------------------------
+# Conversion of NHWC uint8 arrays
+
+
+def convert(images: np.ndarray, image_size: int, channels: int) -> np.ndarray:
+    """uint8 NHWC at any size and 1 or 3 channels -> contiguous uint8 NCHW as asked."""
+    n, height, width, native_channels = images.shape
+    if native_channels not in (1, 3) or channels not in (1, 3):
+        raise GanctlError(f"cannot map images with {native_channels} channels to {channels}")
+    out = np.empty((n, channels, image_size, image_size), dtype=np.uint8)
+    same_size = height == width == image_size
+    for start in range(0, n, CHUNK):
+        chunk = images[start : start + CHUNK]
+        if same_size and native_channels == channels:
+            out[start : start + CHUNK] = chunk.transpose(0, 3, 1, 2)
+            continue
+        x = chunk.astype(np.float32)
+        if native_channels == 3 and channels == 1:  # before resizing: a third of the work
+            x = x @ np.array(LUMA_WEIGHTS, dtype=np.float32)[:, None]
+        t = torch.from_numpy(x).permute(0, 3, 1, 2)
+        if not same_size:
+            t = resize(t, image_size)
+        # 1 -> 3 repeats the gray plane; the assignment broadcasts it.
+        out[start : start + CHUNK] = t.round_().clamp_(0, 255).to(torch.uint8).numpy()
+    return out
+
+
+def resize(images: torch.Tensor, size: int) -> torch.Tensor:
+    """Float NCHW -> size x size: shorter side to ``size`` (antialiased bilinear), centre crop."""
+    height, width = images.shape[-2:]
+    scale = size / min(height, width)
+    new_h, new_w = max(size, round(height * scale)), max(size, round(width * scale))
+    images = F.interpolate(images, size=(new_h, new_w), mode="bilinear", antialias=True, align_corners=False)
+    top, left = (new_h - size) // 2, (new_w - size) // 2
+    return images[..., top : top + size, left : left + size]
+
+
+# ----------------------------------------------------------------------------------------
+# folder:PATH
+
+
+def load_folder(
+    path: Path, image_size: int, channels: int, *, limit: int | None = None, log: Log | None = None
+) -> np.ndarray:
+    """Every image under ``path`` (recursively, sorted), as uint8 NCHW squares.
+
+    Each image is converted to RGB or gray, scaled so its shorter side is ``image_size`` and
+    centre-cropped. Unreadable files are skipped and counted.
+    """
+    if not path.is_dir():
+        raise GanctlError(f"{path} is not a folder of images")
+    files = image_files(path)
+    images: list[np.ndarray] = []
+    skipped = 0
+    for file in files:
+        if limit is not None and len(images) >= limit:
+            break
         try:
-            with Image.open(path) as im:
-                im = ImageOps.fit(im.convert(mode), (size, size), method=Image.Resampling.BICUBIC)
-                images.append(np.asarray(im, dtype=np.uint8).reshape(size, size, channels))
-        except (OSError, UnidentifiedImageError, ValueError):
+            images.append(_read_square(file, image_size, "L" if channels == 1 else "RGB"))
+        except Exception:  # PIL's decoders fail on corrupt files with many exception types
             skipped += 1
     if skipped and log:
-        log(f"skipped {skipped} unreadable image(s) in {folder}")
+        log(f"skipped {skipped} unreadable image(s) in {path}")
     if not images:
-        raise GanctlError(f"no readable images in {folder} (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
-    return np.stack(images)
+        looked_for = ", ".join(sorted(s.lstrip(".") for s in IMAGE_SUFFIXES))
+        why = f"{len(files)} image file(s) could not be read" if files else f"looked for {looked_for}"
+        raise GanctlError(f"no readable images in {path} ({why})")
+    stacked = np.stack(images)
+    return np.ascontiguousarray(stacked[:, None] if channels == 1 else stacked.transpose(0, 3, 1, 2))
+
+
+def image_files(path: Path) -> list[Path]:
+    """Image files under ``path`` by suffix (any case), sorted for determinism."""
+    return sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+
+def _read_square(file: Path, size: int, mode: str) -> np.ndarray:
+    from PIL import Image, ImageOps
+
+    with Image.open(file) as image:
+        image = ImageOps.exif_transpose(image)  # phone photos store their rotation in EXIF
+        image = image.convert(mode)
+        # fit = scale the shorter side to `size`, crop the centre.
+        image = ImageOps.fit(image, (size, size), method=Image.Resampling.LANCZOS)
+        return np.asarray(image, dtype=np.uint8)
