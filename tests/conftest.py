@@ -13,6 +13,9 @@ def _isolated_runs(tmp_path, monkeypatch):
     """Run folders and caches of each test live in its own tmp_path, never in the checkout."""
     monkeypatch.setenv("GANCTL_RUNS_DIR", str(tmp_path / "runs"))
     monkeypatch.setenv("GANCTL_OFFLINE", "1")  # never try a download from a test
+    monkeypatch.setenv("GANCTL_CACHE_DIR", str(tmp_path / "cache"))  # FID statistics
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))  # no weights found by accident
+    monkeypatch.delenv("GANCTL_INCEPTION_WEIGHTS", raising=False)
     monkeypatch.delenv("GANCTL_PLUGINS", raising=False)
     monkeypatch.delenv("GANCTL_DISABLE_PLUGIN_AUTOLOAD", raising=False)
 
