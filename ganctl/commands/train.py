@@ -14,9 +14,14 @@ DATA = "Data"
 OPTIM = "Optimisation"
 RUN = "Run folder and output"
 HW = "Device"
+EVAL = "Evaluation (FID/KID, see docs/eval.md)"
 
 # Options that may change when a run is resumed; anything else would make it another run.
-RESUMABLE = {"epochs", "max_steps", "device", "quiet", "checkpoint_every", "keep_checkpoints", "log_every", "compile"}
+# --eval-n is not among them: figures of different sample counts do not compare.
+RESUMABLE = {
+    "epochs", "max_steps", "device", "quiet", "checkpoint_every", "keep_checkpoints", "log_every", "compile",
+    "eval_every", "inception",
+}  # fmt: skip
 
 
 @handles_errors
@@ -53,6 +58,10 @@ def train_command(
     log_every: Annotated[Optional[int], typer.Option(help="Iterations between metrics records (default 50).", rich_help_panel=RUN)] = None,
     dry_run: Annotated[bool, typer.Option(help="Print the resolved configuration and exit.", rich_help_panel=RUN)] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or configuration table.", rich_help_panel=RUN)] = False,
+    # evaluation
+    eval_every: Annotated[Optional[int], typer.Option(help="Measure FID and KID every N epochs and at the end; keep the best generator as best.safetensors.", rich_help_panel=EVAL)] = None,
+    eval_n: Annotated[Optional[int], typer.Option(help="Generated (and reference) images per evaluation; at least 2048 (default 10000).", rich_help_panel=EVAL)] = None,
+    inception: Annotated[Optional[Path], typer.Option(help="FID Inception weights file (default: $GANCTL_INCEPTION_WEIGHTS or torch's cache).", rich_help_panel=EVAL)] = None,
     # device
     device: Annotated[Optional[str], typer.Option(help="auto | cpu | cuda | mps (auto: CUDA, then MPS, then CPU).", rich_help_panel=HW)] = None,
     amp: Annotated[Optional[bool], typer.Option("--amp/--no-amp", help="bf16 autocast (default: on for CUDA, off for the CPU).", rich_help_panel=HW)] = None,
@@ -62,6 +71,8 @@ def train_command(
     """Train a GAN with its architecture's recipe; any recipe value can be overridden.
 
     Example: ganctl train --arch cifar-dcgan --epochs 200
+
+    With FID every 10 epochs and the best generator kept: ganctl train --arch cifar-dcgan --eval-every 10
     """
     from ganctl import runs
     from ganctl.registry import ARCHITECTURES
@@ -78,7 +89,8 @@ def train_command(
         "data_dir": str(data_dir) if data_dir else None, "dataset_limit": limit, "device": device,
         "amp": amp, "channels_last": channels_last, "compile": compile, "max_steps": max_steps, "checkpoint_every": checkpoint_every,
         "keep_checkpoints": keep_checkpoints, "log_every": log_every, "quiet": quiet or None,
-        "download": False if no_download else None,
+        "download": False if no_download else None, "eval_every": eval_every, "eval_n": eval_n,
+        "inception": str(inception) if inception else None,
     }
     if resume:
         run_dir = out_dir or runs.latest_run()
@@ -136,7 +148,7 @@ def _resumed_config(run_dir: Path, arch, seed, recipe_overrides, run_overrides):
         changed.append("seed")
     if changed:
         names = ", ".join("--" + k.replace("_", "-") for k in changed)
-        raise GanctlError(f"{names} cannot change when resuming {run_dir}; only --epochs, --max-steps, --device and output options can")
+        raise GanctlError(f"{names} cannot change when resuming {run_dir}; only --epochs, --max-steps, --device, --eval-every and output options can")
     if recipe_overrides["epochs"] is not None:
         config.recipe = config.recipe.replace(epochs=recipe_overrides["epochs"])
     for key in RESUMABLE - {"epochs"}:
@@ -185,6 +197,7 @@ class ProgressView:
         )
         self._task: Any = None
         self._per_epoch = 1
+        self._fid = ""
 
     def start(self, total: int, done: int, per_epoch: int) -> None:
         self._per_epoch = per_epoch
@@ -199,7 +212,10 @@ class ProgressView:
             f"D {record['d_loss_real']:.3f}/{record['d_loss_fake']:.3f}  G {record['g_loss']:.3f}  "
             f"acc {record['d_acc_real']:.2f}/{record['d_acc_fake']:.2f}  {record['images_per_s']:.0f} img/s"
         )
-        self._progress.update(self._task, losses=losses)
+        self._progress.update(self._task, losses=losses + self._fid)
+
+    def show_eval(self, record: dict[str, Any]) -> None:
+        self._fid = f"  FID {record['fid']:.1f}"
 
     def stop(self) -> None:
         self._progress.stop()

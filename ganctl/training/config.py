@@ -29,6 +29,9 @@ class TrainConfig:
     keep_checkpoints: int = 3
     log_every: int = 50  # iterations between metrics records (the only host syncs)
     quiet: bool = False
+    eval_every: int | None = None  # epochs between FID/KID evaluations; None: no evaluation
+    eval_n: int = 10_000  # generated images per evaluation (and reference images, capped by the dataset)
+    inception: str | None = None  # FID Inception weights file; None: $GANCTL_INCEPTION_WEIGHTS or the cache
     download: bool = True
     extra: dict[str, Any] = field(default_factory=dict)  # room for later options
 
@@ -57,7 +60,10 @@ def check(config: TrainConfig) -> None:
         "--log-every": config.log_every,
         "--keep-checkpoints": config.keep_checkpoints,
     }
-    optional = {"--max-steps": config.max_steps, "--checkpoint-every": config.checkpoint_every, "--limit": config.dataset_limit}
+    optional = {
+        "--max-steps": config.max_steps, "--checkpoint-every": config.checkpoint_every, "--limit": config.dataset_limit,
+        "--eval-every": config.eval_every,
+    }  # fmt: skip
     for option, value in {**positive, **{k: v for k, v in optional.items() if v is not None}}.items():
         if value < 1:
             raise GanctlError(f"{option} must be at least 1, not {value}")

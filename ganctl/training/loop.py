@@ -6,6 +6,7 @@ networks and optimisers (or restores them from the newest checkpoint), then iter
     every step           one TrainStep (no host sync), statistics summed on the device
     every log_every      statistics read back once, checked, written to metrics.jsonl
     every sample_every   a grid of the fixed latents, progress.gif, a generator snapshot (epochs)
+    every eval_every     FID and KID into metrics.jsonl; the best generator as best.safetensors
     every checkpoint     the whole state, atomically; the oldest beyond keep_checkpoints deleted
     at the end           final grid, generator.safetensors, a last checkpoint
 
@@ -153,6 +154,16 @@ class Trainer:
         if c.max_steps is not None:
             self.total_steps = min(self.total_steps, c.max_steps)
         self.checkpoint_every = c.checkpoint_every or self.steps_per_epoch
+        self.evaluation = None
+        if c.eval_every is not None:
+            from ganctl.training.evaluation import TrainingEval
+
+            self.evaluation = TrainingEval(
+                dataset=r.dataset, data_dir=Path(c.data_dir) if c.data_dir else None, image_size=r.image_size,
+                channels=r.channels, train_images=self.images.shape[0], n=c.eval_n, inception=c.inception,
+                download=c.download, device=self.device, say=self.say,
+            )  # fmt: skip
+        self.last_eval_step = -1
 
     def _setup(self) -> None:
         c, r = self.config, self.recipe
@@ -212,6 +223,8 @@ class Trainer:
                 epoch = self.step // self.steps_per_epoch
                 if epoch % self.recipe.sample_every == 0:
                     self._samples(f"epoch-{epoch:04d}")
+                if self.evaluation and epoch % c.eval_every == 0:
+                    self._evaluate()
             if self.step % self.checkpoint_every == 0:
                 self._checkpoint()
             if self._interrupted:
@@ -229,6 +242,8 @@ class Trainer:
         epoch = self.step // self.steps_per_epoch
         if not (epoch_end and epoch % self.recipe.sample_every == 0):
             self._samples("final")  # the last grid, unless the epoch's grid is it already
+        if self.evaluation and self.last_eval_step != self.step:
+            self._evaluate()  # the final generator gets its figures too
         self._save_generator(self.run_dir / runs.FINAL_GENERATOR)
         if self.last_checkpoint != ckpt.checkpoint_path(self.run_dir / runs.CHECKPOINTS, self.step):
             self._checkpoint()
@@ -296,7 +311,35 @@ class Trainer:
                 "mode collapse?",
             )
 
-    def _save_generator(self, path: Path) -> None:
+    def _evaluate(self) -> None:
+        """FID/KID of the generator now into metrics.jsonl; keep it as best.safetensors if it is the best yet."""
+        result = self.evaluation.measure(self.G, self.recipe.pixel_range, self.recipe.latent_dim)
+        best = self.evaluation.is_best(result["fid"])
+        record = {
+            "step": self.step,
+            "epoch": round(self.step / self.steps_per_epoch, 4),
+            "fid": round(result["fid"], 4),
+            "kid_mean": round(result["kid_mean"], 6),
+            "kid_std": round(result["kid_std"], 6),
+            "best": best,
+            "eval_seconds": round(sum(result["seconds"].values()), 1),
+            "protocol": result["protocol"],
+        }
+        self._append_metrics(record)
+        self.last_eval_step = self.step
+        if best:
+            self._save_generator(
+                self.run_dir / runs.BEST_GENERATOR,
+                fid=record["fid"], kid_mean=record["kid_mean"], eval_n=result["protocol"]["n_evaluated"],
+            )
+        if self.progress:
+            self.progress.show_eval(record)
+        self.say(
+            f"step {self.step}: FID {record['fid']:.2f}, KID {record['kid_mean']:.4f} ± {record['kid_std']:.4f}"
+            + (" (best so far: best.safetensors)" if best else f" (best {self.evaluation.best_fid:.2f})")
+        )
+
+    def _save_generator(self, path: Path, **extra: Any) -> None:
         save_generator(
             path,
             self.G,
@@ -309,6 +352,7 @@ class Trainer:
                 "dataset": self.recipe.dataset,
                 "loss": self.recipe.loss,
                 "run": self.run_dir.name,
+                **extra,
             },
         )
 
@@ -336,6 +380,7 @@ class Trainer:
             "collapse_run": self.collapse._run,
             "collapse_reported": self.collapse.reported,
             "spread_peak": self.diversity.peak,
+            "best_fid": self.evaluation.best_fid if self.evaluation else None,
         }
         ckpt.save_checkpoint(
             path, generator=self.G, discriminator=self.D, g_optimizer=self.g_opt, d_optimizer=self.d_opt,
@@ -363,6 +408,8 @@ class Trainer:
         self.collapse._run = state.meta["collapse_run"]
         self.collapse.reported = state.meta["collapse_reported"]
         self.diversity.peak = state.meta["spread_peak"]
+        if self.evaluation and state.meta.get("best_fid") is not None:
+            self.evaluation.best_fid = state.meta["best_fid"]
         self.step = state.meta["step"]
         self.last_checkpoint = found[-1]
         self._truncate_metrics(self.step)
