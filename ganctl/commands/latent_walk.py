@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ganctl.commands.common import handles_errors, out
+from ganctl.commands.common import AmpOption, DeviceOption, ForceOption, QuietOption, ScaleOption, handles_errors, out
 from ganctl.errors import GanctlError
 
 WALK = "The walk"
@@ -36,14 +36,14 @@ def latent_walk_command(
     # output
     out_paths: Annotated[Optional[list[Path]], typer.Option("--out", "-o", help=f"Output, by extension: .png (grid, a walk per row), .gif or .webp (animation); repeatable (default {DEFAULT_OUT}).", metavar="PATH", rich_help_panel=OUTPUT)] = None,
     fps: Annotated[float, typer.Option(help="Animation frames per second.", rich_help_panel=OUTPUT)] = 10.0,
-    scale: Annotated[int, typer.Option(help="Enlarge K times, nearest neighbour (crisp pixels).", metavar="K", rich_help_panel=OUTPUT)] = 1,
+    scale: ScaleOption = 1,
     padding: Annotated[int, typer.Option(help="Pixels between images, before --scale.", rich_help_panel=OUTPUT)] = 2,
-    force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite existing output files.", rich_help_panel=OUTPUT)] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing when all goes well.", rich_help_panel=OUTPUT)] = False,
+    force: ForceOption = False,
+    quiet: QuietOption = False,
     # device
-    device: Annotated[str, typer.Option(help="auto | cpu | cuda | mps (auto: CUDA, then MPS, then CPU).", rich_help_panel=HW)] = "auto",
+    device: DeviceOption = "auto",
     batch_size: Annotated[int, typer.Option(help="Images generated at once.", rich_help_panel=HW)] = 500,
-    amp: Annotated[Optional[bool], typer.Option("--amp/--no-amp", help="bf16 autocast (default: on for CUDA, off for the CPU).", rich_help_panel=HW)] = None,
+    amp: AmpOption = None,
 ) -> None:
     """Walk through latent space: images between random points, as a grid PNG or a GIF/WebP animation.
 

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ganctl.commands.common import err, handles_errors, out
+from ganctl.commands.common import AmpOption, DeviceOption, ForceOption, QuietOption, ScaleOption, err, handles_errors, out
 from ganctl.errors import GanctlError
 
 LATENTS = "Latent points"
@@ -33,14 +33,14 @@ def sample_command(
     out_path: Annotated[Optional[Path], typer.Option("--out", "-o", help=f"The grid PNG to write (default {DEFAULT_OUT}).", metavar="PATH", rich_help_panel=OUTPUT)] = None,
     nrow: Annotated[Optional[int], typer.Option(help="Images per grid row (default ⌈√n⌉).", rich_help_panel=OUTPUT)] = None,
     padding: Annotated[Optional[int], typer.Option(help=f"Pixels between grid images (default {DEFAULT_PADDING}), before --scale.", rich_help_panel=OUTPUT)] = None,
-    scale: Annotated[int, typer.Option(help="Enlarge K times, nearest neighbour (crisp pixels).", metavar="K", rich_help_panel=OUTPUT)] = 1,
+    scale: ScaleOption = 1,
     individual: Annotated[Optional[Path], typer.Option(help="Write one PNG per image into this folder (000000.png, ...) instead of a grid.", metavar="DIR", rich_help_panel=OUTPUT)] = None,
-    force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite existing output files.", rich_help_panel=OUTPUT)] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing when all goes well.", rich_help_panel=OUTPUT)] = False,
+    force: ForceOption = False,
+    quiet: QuietOption = False,
     # device
-    device: Annotated[str, typer.Option(help="auto | cpu | cuda | mps (auto: CUDA, then MPS, then CPU).", rich_help_panel=HW)] = "auto",
+    device: DeviceOption = "auto",
     batch_size: Annotated[int, typer.Option(help="Images generated at once; only one batch is held in memory with --individual.", rich_help_panel=HW)] = 500,
-    amp: Annotated[Optional[bool], typer.Option("--amp/--no-amp", help="bf16 autocast (default: on for CUDA, off for the CPU).", rich_help_panel=HW)] = None,
+    amp: AmpOption = None,
 ) -> None:
     """Generate images from a trained generator: one grid PNG, or one PNG per image with --individual.
 
