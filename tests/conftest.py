@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+import torch
 
 import ganctl.plugins as plugins
 import ganctl.registry as registry
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"  # ../shared/data; absent in CI
+REAL_WEIGHTS = SHARED_DATA / "inception" / "pt_inception-2015-12-05-fc-zeroed.pth"
 
 
 @pytest.fixture(autouse=True)
@@ -55,3 +61,34 @@ def make_distribution(root, name: str, version: str, entry_points: dict[str, str
     lines = "".join(f"{ep} = {target}\n" for ep, target in entry_points.items())
     (info / "entry_points.txt").write_text("[ganctl.plugins]\n" + lines)
     return info
+
+
+def random_inception_file(path: Path) -> Path:
+    """torch-fidelity's FID Inception with random weights, saved as a plain state dict.
+
+    Without the real weights (CI, a user's clone) the whole feature pipeline still runs on it:
+    the resize, the batching, the caching and the agreement with torch-fidelity's own forward
+    do not depend on the weights' values. He-normal convolutions keep the activations from
+    vanishing through the 94 layers, so the features are well spread (std about 0.2).
+    """
+    from unittest import mock
+
+    import torch_fidelity.feature_extractor_inceptionv3 as tfi
+
+    # Build the network without loading anything into it.
+    with mock.patch.object(tfi.torch, "load", return_value={}), mock.patch.object(torch.nn.Module, "load_state_dict", lambda *a, **k: None):
+        network = tfi.FeatureExtractorInceptionV3("inception-v3-compat", ["2048"], feature_extractor_weights_path="unused")
+    g = torch.Generator().manual_seed(0)
+    for module in network.modules():
+        if isinstance(module, torch.nn.Conv2d):
+            module.weight.copy_(torch.randn(module.weight.shape, generator=g) * (2.0 / module.weight[0].numel()) ** 0.5)
+    torch.save({k: v.clone() for k, v in network.state_dict().items()}, path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def weights_file(tmp_path_factory) -> Path:
+    """The shared real weights when present, else a random Inception: these tests run everywhere."""
+    if REAL_WEIGHTS.is_file():
+        return REAL_WEIGHTS
+    return random_inception_file(tmp_path_factory.mktemp("inception") / "random-inception.pth")

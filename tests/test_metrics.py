@@ -1,4 +1,5 @@
-"""FID, KID and ``ganctl eval``: the math, the Inception path with the real weights, bad inputs."""
+"""FID, KID and ``ganctl eval``: the math, the Inception path (with the shared real weights when
+present, else a random Inception of the same shape: see ``weights_file`` in conftest.py), bad inputs."""
 
 from __future__ import annotations
 
@@ -16,8 +17,8 @@ from ganctl import metrics
 from ganctl.cli import app
 from ganctl.errors import GanctlError
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
-REAL_WEIGHTS = SHARED / "inception" / "pt_inception-2015-12-05-fc-zeroed.pth"
+from tests.conftest import REAL_WEIGHTS
+from tests.conftest import SHARED_DATA as SHARED
 needs_weights = pytest.mark.skipif(not REAL_WEIGHTS.is_file(), reason="the shared Inception weights are absent")
 
 
@@ -188,11 +189,8 @@ def write_folder(folder: Path, images: torch.Tensor) -> Path:
 
 
 @pytest.fixture(scope="module")
-def inception():
-    if not REAL_WEIGHTS.is_file():
-        pytest.skip("the shared Inception weights are absent")
-    weights = metrics.resolve_weights(REAL_WEIGHTS)
-    return metrics.feature_extractor(weights, "cpu")
+def inception(weights_file):
+    return metrics.feature_extractor(metrics.resolve_weights(weights_file), "cpu")
 
 
 @pytest.fixture(scope="module")
@@ -209,7 +207,6 @@ def test_the_shared_weights_are_recognised_with_a_zeroed_classifier():
     assert len(weights.sha256) == 64 and "Mixed_7c.branch_pool.conv.weight" in state
 
 
-@needs_weights
 def test_features_fid_and_kid_on_real_inception(measured):
     a, b, fa, fb = measured
     assert fa.shape == (24, 2048) and fa.dtype == np.float32 and np.isfinite(fa).all()
@@ -220,11 +217,10 @@ def test_features_fid_and_kid_on_real_inception(measured):
     assert metrics.kid_from_features(fa, fb, subset_size=24)[0] > 0
 
 
-@needs_weights
-def test_features_equal_torch_fidelitys_plain_forward(measured, inception):
+def test_features_equal_torch_fidelitys_plain_forward(measured, inception, weights_file):
     """Our batching (chunks of 16, channels_last) gives torch-fidelity's features to float32 rounding."""
     a, b, fa, fb = measured
-    plain = metrics._build_extractor(REAL_WEIGHTS, ["2048"])
+    plain = metrics._build_extractor(weights_file, ["2048"])
     with torch.inference_mode():
         reference = plain(torch.cat([a, b]))[0].numpy()
     ours = np.concatenate([fa, fb])
@@ -232,27 +228,24 @@ def test_features_equal_torch_fidelitys_plain_forward(measured, inception):
     assert abs(metrics.fid_from_features(fa, fb, method="eigh") / independent_fid(reference[:24], reference[24:]) - 1) < 1e-3
 
 
-@needs_weights
-def test_a_failing_compile_falls_back_to_eager(measured, monkeypatch):
+def test_a_failing_compile_falls_back_to_eager(measured, monkeypatch, weights_file):
     def broken(*args, **kwargs):
         raise RuntimeError("no C++ compiler")
 
     monkeypatch.setattr(torch, "compile", lambda model: broken)
     notes = []
-    extractor = metrics.InceptionFeatures(metrics.resolve_weights(REAL_WEIGHTS), "cpu", compile=True, log=notes.append)
+    extractor = metrics.InceptionFeatures(metrics.resolve_weights(weights_file), "cpu", compile=True, log=notes.append)
     a, _, fa, _ = measured
     assert np.allclose(extractor(a[:3])[0], fa[:3], atol=1e-5)
     assert extractor.compiled is None and "eager" in notes[0]
 
 
-@needs_weights
 def test_gray_images_are_measured_as_rgb_repeats(inception):
     gray = pictures(4, 3, channels=1)
     assert np.allclose(inception(gray)[0], inception(gray.expand(-1, 3, -1, -1).contiguous())[0], atol=1e-6)
 
 
-@needs_weights
-def test_kid_matches_torch_fidelity_on_image_folders(measured, tmp_path, monkeypatch):
+def test_kid_matches_torch_fidelity_on_image_folders(measured, tmp_path, monkeypatch, weights_file):
     """torch-fidelity reads the PNGs and measures them itself; KID from both must agree."""
     torch_fidelity = pytest.importorskip("torch_fidelity")
     a, b, fa, fb = measured
@@ -260,17 +253,16 @@ def test_kid_matches_torch_fidelity_on_image_folders(measured, tmp_path, monkeyp
     monkeypatch.setenv("TORCH_FORCE_WEIGHTS_ONLY_LOAD", "1")  # torch-fidelity passes weights_only=False
     theirs = torch_fidelity.calculate_metrics(
         input1=str(tmp_path / "a"), input2=str(tmp_path / "b"), kid=True, kid_subset_size=24, rng_seed=11,
-        feature_extractor_weights_path=str(REAL_WEIGHTS), cache=False, verbose=False, cuda=False, save_cpu_ram=True,
+        feature_extractor_weights_path=str(weights_file), cache=False, verbose=False, cuda=False, save_cpu_ram=True,
     )  # fmt: skip
     mean, _, _ = metrics.kid_from_features(fa, fb, subset_size=24, seed=11)
     assert mean == pytest.approx(theirs["kernel_inception_distance_mean"], rel=1e-3)
 
 
-@needs_weights
-def test_reference_statistics_are_cached_and_reused(measured, tmp_path, monkeypatch):
+def test_reference_statistics_are_cached_and_reused(measured, tmp_path, monkeypatch, weights_file):
     a = measured[0]
     folder = write_folder(tmp_path / "real", a)
-    first = metrics.reference_stats(f"folder:{folder}", "train", 32, 3, 20, None, REAL_WEIGHTS, "cpu")
+    first = metrics.reference_stats(f"folder:{folder}", "train", 32, 3, 20, None, weights_file, "cpu")
     assert not first.cached and first.n == 20 and first.cache_file.is_file()
     assert first.cache_file.parent == tmp_path / "cache" / "fid-stats"
     assert first.cache_file.with_suffix(".json").is_file()
@@ -280,11 +272,11 @@ def test_reference_statistics_are_cached_and_reused(measured, tmp_path, monkeypa
 
     monkeypatch.setattr(metrics, "extract", no_inception)
     monkeypatch.setattr(metrics, "feature_extractor", no_inception)
-    again = metrics.reference_stats(f"folder:{folder}", "train", 32, 3, 20, None, REAL_WEIGHTS, "cpu")
+    again = metrics.reference_stats(f"folder:{folder}", "train", 32, 3, 20, None, weights_file, "cpu")
     assert again.cached and np.array_equal(again.features, first.features) and np.array_equal(again.sigma, first.sigma)
     assert again.protocol["n"] == 20 and again.protocol["inception"]["sha256"] == first.weights.sha256
     with pytest.raises(AssertionError, match="ran again"):  # another n is another entry
-        metrics.reference_stats(f"folder:{folder}", "train", 32, 3, 19, None, REAL_WEIGHTS, "cpu")
+        metrics.reference_stats(f"folder:{folder}", "train", 32, 3, 19, None, weights_file, "cpu")
 
 
 @needs_weights
@@ -298,15 +290,14 @@ def test_inception_score_is_refused_with_the_zeroed_classifier(tmp_path):
     one_line_error(result, "Inception Score", "zeros")
 
 
-@needs_weights
-def test_evaluate_generator_for_the_trainer(measured, tmp_path):
+def test_evaluate_generator_for_the_trainer(measured, tmp_path, weights_file):
     import ganctl.registry as registry
 
     arch = registry.ARCHITECTURES.get("mnist-dcgan").obj
     generator, _ = arch.build()
     generator.train()
     folder = write_folder(tmp_path / "real", pictures(12, 0, size=28, channels=1))
-    reference = metrics.reference_stats(f"folder:{folder}", "train", 28, 1, None, None, REAL_WEIGHTS, "cpu")
+    reference = metrics.reference_stats(f"folder:{folder}", "train", 28, 1, None, None, weights_file, "cpu")
     result = metrics.evaluate_generator(
         generator, arch.recipe.pixel_range, arch.recipe.latent_dim, reference=reference, n=12, device="cpu",
         batch_size=5, seed=3, fid_method="eigh", allow_small_n=True,
@@ -315,17 +306,16 @@ def test_evaluate_generator_for_the_trainer(measured, tmp_path):
     assert result["fid"] > 0 and "kid_mean" in result and "kid_std" in result
     protocol = result["protocol"]
     assert protocol["n_reference"] == 12 and protocol["n_evaluated"] == 12 and protocol["evaluated"]["seed"] == 3
-    assert protocol["inception"]["file"] == REAL_WEIGHTS.name and "bilinear" in protocol["reference"]["resize"]
+    assert protocol["inception"]["file"] == weights_file.name and "bilinear" in protocol["reference"]["resize"]
     with pytest.raises(GanctlError, match="at least 2,048"):
         metrics.evaluate_generator(generator, (-1, 1), 100, reference=reference, n=12, device="cpu")
 
 
-@needs_weights
-def test_eval_command_generator_vs_folder(measured, tmp_path):
+def test_eval_command_generator_vs_folder(measured, tmp_path, weights_file):
     generator_file = make_generator(tmp_path)
     folder = write_folder(tmp_path / "real", pictures(10, 0, size=28, channels=1))
     args = ["eval", "--weights", str(generator_file), "--real", f"folder:{folder}", "--n", "10", "--allow-small-n",
-            "--fid-method", "eigh", "--inception", str(REAL_WEIGHTS), "--batch-size", "4"]  # fmt: skip
+            "--fid-method", "eigh", "--inception", str(weights_file), "--batch-size", "4"]  # fmt: skip
     result = CliRunner().invoke(app, [*args, "--json", "--save-images", str(tmp_path / "saved")])
     assert result.exit_code == 0, result.stderr
     import json

@@ -1,7 +1,8 @@
 """`ganctl train --eval-every`: FID/KID records in metrics.jsonl and best.safetensors.
 
-The bookkeeping is tested with a scripted measurement (no Inception weights, runs anywhere);
-one slow check runs the real Inception when ../shared/data has its weights.
+The bookkeeping is tested with a scripted measurement; the whole path once with the Inception
+of ``weights_file`` (conftest.py: the real weights when present, else random ones); one slow
+check runs the real Inception at the real minimum of 2,048 images.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from ganctl.training.evaluation import TrainingEval
 from ganctl.weights import load_generator, read_info
 from tests.test_train import QUICK, tensors, train
 
-REAL_WEIGHTS = Path(__file__).resolve().parents[2] / "shared" / "data" / "inception" / "pt_inception-2015-12-05-fc-zeroed.pth"
+from tests.conftest import REAL_WEIGHTS
 
 
 @pytest.fixture
@@ -96,6 +97,24 @@ def test_eval_can_be_added_when_resuming_but_eval_n_cannot_change(tmp_path, scri
     result = train("--epochs", "2", "--eval-every", "2", "--quiet", "--resume", "--out", str(run))
     assert result.exit_code == 0, result.stderr
     assert [r["step"] for r in eval_records(run)] == [8]
+
+
+def test_the_real_measurement_path_with_a_cached_reference(tmp_path, weights_file, monkeypatch):
+    monkeypatch.setattr(metrics, "MIN_FID_SAMPLES", 16)  # 2,048 images would take minutes on a CPU
+    options = ["--arch", "mnist-dcgan", *QUICK, "--max-steps", "4", "--eval-every", "1", "--eval-n", "16",
+               "--inception", str(weights_file)]  # fmt: skip
+    for name in ("first", "second"):
+        result = train(*options, "--out", str(tmp_path / name))
+        assert result.exit_code == 0, result.stderr
+    first, second = (eval_records(tmp_path / name)[0] for name in ("first", "second"))
+    assert first["step"] == 4 and first["best"] and first["fid"] > 0 and first["kid_std"] >= 0
+    protocol = first["protocol"]
+    assert protocol["n_evaluated"] == 16 and protocol["n_reference"] == 16
+    assert protocol["reference"]["dataset"] == "synthetic" and protocol["reference"]["split"] == "train"
+    assert protocol["inception"]["file"] == weights_file.name and not protocol["reference_cached"]
+    assert second["protocol"]["reference_cached"]  # the second run measured only its own images
+    assert second["fid"] == first["fid"]  # same seed, same generator, same latents, same figure
+    assert read_info(tmp_path / "first" / "best.safetensors").extra["fid"] == str(first["fid"])
 
 
 @pytest.mark.parametrize(
