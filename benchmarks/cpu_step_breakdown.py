@@ -1,9 +1,11 @@
 """Where a cifar-dcgan training iteration spends its time on the CPU, remedy by remedy.
 
-    python benchmarks/cpu_step_breakdown.py [--steps 6]
+    python benchmarks/cpu_step_breakdown.py [--steps 6] [--profile]
 
 Each line times the same iteration (recipe batch 128, separate D updates) with one more
-change switched on, so the effect of each is visible in one run on one machine.
+change switched on, so the effect of each is visible in one run on one machine. ``--profile``
+then prints where the default (fp32, channels_last) iteration spends its time: the top
+operators, and each convolution (forward and backward) by input shape.
 """
 
 from __future__ import annotations
@@ -31,9 +33,27 @@ def seconds_per_step(*, channels_last: bool, inplace: bool, amp: bool, steps: in
     return (time.perf_counter() - start) / steps
 
 
+def profile(steps: int) -> None:
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    step, _, _ = ganctl_step("cifar-dcgan", torch.device("cpu"), amp=False, channels_last=True, compile=False, batch_size=None)
+    step(), step()
+    with torch_profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
+        for _ in range(steps):
+            step()
+    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=12, max_name_column_width=40))
+    print("convolutions by input shape, ms per iteration (input, weight / grad_output, input, weight):")
+    for event in prof.key_averages(group_by_input_shape=True):
+        if event.key in ("aten::convolution", "aten::convolution_backward"):
+            shapes = ", ".join(str(tuple(s)) for s in event.input_shapes[:3] if s)
+            print(f"  {event.key[6:]:22s} {event.cpu_time_total / 1e3 / steps:7.1f} ms  {shapes}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--steps", type=int, default=6)
+    parser.add_argument("--profile", action="store_true", help="also profile the default iteration")
     args = parser.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     for label, options in [
@@ -43,6 +63,8 @@ def main() -> None:
         ("+ bf16 autocast (--amp)", dict(channels_last=True, inplace=True, amp=True)),
     ]:
         print(f"{label:40s} {seconds_per_step(steps=args.steps, **options):.3f} s/iteration", flush=True)
+    if args.profile:
+        profile(max(1, args.steps // 2))
 
 
 if __name__ == "__main__":
