@@ -1,0 +1,105 @@
+"""``ganctl latent-arith``: vector arithmetic on latent points, as in the DCGAN paper."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ganctl.commands.common import AmpOption, DeviceOption, ForceOption, QuietOption, ScaleOption, handles_errors, out
+from ganctl.errors import GanctlError
+
+WHAT = "The arithmetic"
+DEFAULT_OUT = Path("arith.png")
+
+
+@handles_errors
+def latent_arith_command(
+    z_file: Annotated[Path, typer.Option(help="Latent points to pick concepts from (.npy or .safetensors, as `ganctl sample --save-z` writes).", metavar="PATH", rich_help_panel=WHAT)],
+    concept: Annotated[list[str], typer.Option(help="NAME=I,J,K: a concept as the mean of these rows of --z-file (repeatable; the paper averages 3).", metavar="NAME=I,J,...", rich_help_panel=WHAT)],
+    expr: Annotated[str, typer.Option(help="The combination, e.g. 'smiling_woman - neutral_woman + neutral_man' (terms may be K*name).", rich_help_panel=WHAT)],
+    weights: Annotated[Optional[Path], typer.Option(help="Generator .safetensors file or run folder (default: the latest run's generator).", metavar="FILE|RUN")] = None,
+    variations: Annotated[int, typer.Option(help="Images of the result with noise added, beside it.", rich_help_panel=WHAT)] = 7,
+    noise: Annotated[float, typer.Option(help="Standard deviation of the variations' noise, relative to the N(0, I) latents.", rich_help_panel=WHAT)] = 0.25,
+    seed: Annotated[int, typer.Option(help="Seed of the variations' noise.", rich_help_panel=WHAT)] = 0,
+    out_path: Annotated[Optional[Path], typer.Option("--out", "-o", help=f"The PNG to write (default {DEFAULT_OUT}).", metavar="PATH", rich_help_panel="Output")] = None,
+    save_z: Annotated[Optional[Path], typer.Option(help="Also write the result and its variations as latents (.npy or .safetensors).", metavar="PATH", rich_help_panel="Output")] = None,
+    scale: ScaleOption = 1,
+    force: ForceOption = False,
+    quiet: QuietOption = False,
+    device: DeviceOption = "auto",
+    amp: AmpOption = None,
+) -> None:
+    """Latent vector arithmetic: average latents per concept, combine them, look at the result.
+
+    One row per concept (its images, then the image of their mean), and a last row with the
+    result and variations of it.
+
+    Example: ganctl latent-arith --z-file z.npy --concept a=3,17,42 --concept b=5,9,60 --concept c=1,22,33 --expr "a - b + c"
+    """
+    from ganctl import sampling
+
+    out_path = out_path or DEFAULT_OUT
+    if out_path.suffix.lower() != ".png":
+        raise GanctlError(f"--out {out_path}: the picture is written as PNG; name a .png file")
+    if variations < 0:
+        raise GanctlError(f"--variations cannot be negative ({variations})")
+    if not noise >= 0:
+        raise GanctlError(f"--noise must be zero or positive, not {noise}")
+    if scale < 1:
+        raise GanctlError(f"--scale must be at least 1, not {scale}")
+    concepts: dict[str, list[int]] = {}
+    for spec in concept:
+        name, rows = sampling.parse_concept(spec)
+        if name in concepts:
+            raise GanctlError(f"--concept {name} is given twice")
+        concepts[name] = rows
+    terms = sampling.parse_expression(expr, concepts)
+    for path in (z_file, save_z):
+        if path is not None and path.suffix.lower() not in sampling.LATENT_FILE_SUFFIXES:
+            raise GanctlError(f"{path}: latent files are .npy or .safetensors")
+    sampling.check_output_file(out_path, force)
+    if save_z is not None:
+        sampling.check_output_file(save_z, force)
+
+    import torch
+
+    from ganctl.device import resolve_device, use_amp
+    from ganctl.images import grid, save_png, to_pil
+
+    torch_device = resolve_device(device)
+    generator, info, source = sampling.load(weights, torch_device)
+    latents = sampling.read_latents(z_file, info.latent_dim)
+    means = sampling.concept_means(latents, concepts)
+    result = sampling.combine(means, terms)
+    noise_rng = torch.Generator().manual_seed(seed)
+    varied = result + noise * torch.randn(variations, info.latent_dim, generator=noise_rng, dtype=result.dtype)
+
+    # Rows: each concept of the expression (its members, then their mean); then the result and its variations.
+    used = list(dict.fromkeys(name for _, name in terms))
+    rows = [torch.cat([latents[concepts[name]], means[name][None]]) for name in used]
+    rows.append(torch.cat([result[None], varied]))
+    images = list(sampling.generate(generator, torch.cat(rows), info.pixel_range, device=torch_device, amp=use_amp(torch_device, amp)))
+    images = torch.cat(images)
+    columns = max(len(r) for r in rows)
+    cells, start = [], 0
+    for row in rows:  # pad each row with blank cells to the widest
+        cells.append(images[start : start + len(row)])
+        cells.append(torch.zeros(columns - len(row), *images.shape[1:], dtype=images.dtype))
+        start += len(row)
+    picture = to_pil(grid(torch.cat(cells), nrow=columns), scale=scale)
+    try:
+        sampling.make_folder(out_path.parent)
+        save_png(picture, out_path)
+        if save_z is not None:
+            sampling.make_folder(save_z.parent)
+            sampling.save_latents(save_z, torch.cat([result[None], varied]))
+    except OSError as exc:
+        raise GanctlError(f"could not write the output: {exc.strerror or exc} ({exc.filename or ''})") from None
+    if not quiet:
+        formula = " ".join(f"{'-' if f < 0 else '+'} {'' if abs(f) == 1 else f'{abs(f):g}×'}{n}" for f, n in terms).lstrip("+ ")
+        out.print(f"Wrote {out_path} ({formula}; {len(rows) - 1} concept rows, the result and {variations} variations) "
+                  f"from {source}.", markup=False, soft_wrap=True)  # fmt: skip
+        if save_z is not None:
+            out.print(f"Latents: {save_z} (row 0 is the result)", markup=False, soft_wrap=True)
