@@ -88,6 +88,16 @@ def test_the_best_fid_survives_a_resume(tmp_path, scripted_fid):
     assert read_info(run / "best.safetensors").extra["step"] == "8"  # 4.0 at step 12 did not beat 3.0
 
 
+def test_resuming_a_finished_run_does_not_measure_it_again(tmp_path, scripted_fid):
+    scripted_fid.values = [7.0]  # a second measurement would find the script empty
+    run = tmp_path / "run"
+    options = ["--arch", "mnist-dcgan", *QUICK, "--epochs", "1", "--eval-every", "5", "--eval-n", "16", "--out", str(run)]
+    assert train(*options).exit_code == 0
+    result = train(*options, "--resume")
+    assert result.exit_code == 0, result.stderr
+    assert [r["step"] for r in eval_records(run)] == [4]
+
+
 def test_eval_can_be_added_when_resuming_but_eval_n_cannot_change(tmp_path, scripted_fid):
     scripted_fid.values = [2.0]
     run = tmp_path / "run"

@@ -242,10 +242,13 @@ class Trainer:
         epoch = self.step // self.steps_per_epoch
         if not (epoch_end and epoch % self.recipe.sample_every == 0):
             self._samples("final")  # the last grid, unless the epoch's grid is it already
+        evaluated = False
         if self.evaluation and self.last_eval_step != self.step:
             self._evaluate()  # the final generator gets its figures too
+            evaluated = True
         self._save_generator(self.run_dir / runs.FINAL_GENERATOR)
-        if self.last_checkpoint != ckpt.checkpoint_path(self.run_dir / runs.CHECKPOINTS, self.step):
+        # (again if the step's checkpoint predates the evaluation: it records the best FID)
+        if evaluated or self.last_checkpoint != ckpt.checkpoint_path(self.run_dir / runs.CHECKPOINTS, self.step):
             self._checkpoint()
         if self.progress:
             self.progress.stop()
@@ -381,6 +384,7 @@ class Trainer:
             "collapse_reported": self.collapse.reported,
             "spread_peak": self.diversity.peak,
             "best_fid": self.evaluation.best_fid if self.evaluation else None,
+            "last_eval_step": self.last_eval_step,
         }
         ckpt.save_checkpoint(
             path, generator=self.G, discriminator=self.D, g_optimizer=self.g_opt, d_optimizer=self.d_opt,
@@ -410,6 +414,7 @@ class Trainer:
         self.diversity.peak = state.meta["spread_peak"]
         if self.evaluation and state.meta.get("best_fid") is not None:
             self.evaluation.best_fid = state.meta["best_fid"]
+        self.last_eval_step = state.meta.get("last_eval_step", -1)
         self.step = state.meta["step"]
         self.last_checkpoint = found[-1]
         self._truncate_metrics(self.step)
