@@ -8,6 +8,7 @@ check runs the real Inception at the real minimum of 2,048 images.
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -28,8 +29,10 @@ def scripted_fid(monkeypatch):
     class Script:
         values: list[float] = []
         measured: list[torch.Tensor] = []
+        seconds = 0.0  # how long a measurement takes
 
     def measure(self, generator, pixel_range, latent_dim):
+        time.sleep(Script.seconds)
         Script.measured.append(generator(torch.zeros(1, latent_dim)).detach().clone())
         fid = Script.values.pop(0)
         return {"fid": fid, "kid_mean": fid / 1000, "kid_std": 0.0001, "seconds": {"features": 1.0, "metrics": 0.5},
@@ -38,7 +41,7 @@ def scripted_fid(monkeypatch):
     monkeypatch.setattr(metrics, "MIN_FID_SAMPLES", 16)  # the tiny dataset is enough for the bookkeeping
     monkeypatch.setattr(metrics, "resolve_weights", lambda *a, **k: "weights")
     monkeypatch.setattr(TrainingEval, "measure", measure)
-    Script.values, Script.measured = [], []
+    Script.values, Script.measured, Script.seconds = [], [], 0.0
     return Script
 
 
@@ -65,6 +68,17 @@ def test_evaluations_are_recorded_and_the_best_generator_is_kept(tmp_path, scrip
     torch.testing.assert_close(generator(torch.zeros(1, info.latent_dim)), scripted_fid.measured[1])
     best, final = tensors(run / "best.safetensors"), tensors(run / "generator.safetensors")
     assert any(not torch.equal(best[name], final[name]) for name in best)
+
+
+def test_images_per_second_do_not_count_the_evaluation(tmp_path, scripted_fid):
+    scripted_fid.values, scripted_fid.seconds = [1.0, 2.0], 3.0  # at step 4, and the final one at 6
+    run = tmp_path / "run"
+    # 4 iterations an epoch, logged at 2 and 4 (the evaluation, 3 s) and at 6
+    result = train("--arch", "mnist-dcgan", *QUICK, "--max-steps", "6", "--eval-every", "1", "--eval-n", "16", "--out", str(run))
+    assert result.exit_code == 0, result.stderr
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    rates = {r["step"]: r["images_per_s"] for r in records if "images_per_s" in r}
+    assert rates[6] > 32 / 3.0  # 2 iterations of 16 images: far faster than if the 3 s counted
 
 
 def test_the_final_generator_is_evaluated_when_no_epoch_boundary_was(tmp_path, scripted_fid):

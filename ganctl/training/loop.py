@@ -316,6 +316,7 @@ class Trainer:
 
     def _evaluate(self) -> None:
         """FID/KID of the generator now into metrics.jsonl; keep it as best.safetensors if it is the best yet."""
+        started = time.perf_counter()
         result = self.evaluation.measure(self.G, self.recipe.pixel_range, self.recipe.latent_dim)
         best = self.evaluation.is_best(result["fid"])
         record = {
@@ -341,6 +342,8 @@ class Trainer:
             f"step {self.step}: FID {record['fid']:.2f}, KID {record['kid_mean']:.4f} ± {record['kid_std']:.4f}"
             + (" (best so far: best.safetensors)" if best else f" (best {self.evaluation.best_fid:.2f})")
         )
+        # images/s measures training: the interval's clock does not count the evaluation
+        self._clock = (self._clock[0] + time.perf_counter() - started, self._clock[1])
 
     def _save_generator(self, path: Path, **extra: Any) -> None:
         save_generator(
