@@ -30,7 +30,7 @@ from ganctl.errors import GanctlError
 from ganctl.images import grid, save_png, to_pil, to_uint8
 
 MODES = ("slerp", "lerp")
-LATENT_FILE_SUFFIXES = (".npy", ".safetensors")
+LATENT_FILE_SUFFIXES = (".npy", ".safetensors")  # (the CLI checks names against its torch-free copy)
 
 
 # ----------------------------------------------------------------------------------------

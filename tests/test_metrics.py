@@ -453,3 +453,14 @@ def test_fid_train_vs_test_on_the_real_datasets(dataset, expected, tmp_path):
         assert fid == pytest.approx(expected, abs=0.005)
     else:  # no published value; 5,000 vs 5,000 gave 4.565 (docs/eval.md), and FID's bias shrinks with n
         assert 0 < fid < 4.6
+
+
+def test_an_existing_out_file_is_refused_before_any_work(tmp_path):
+    out = tmp_path / "result.json"
+    out.write_text("keep me")
+    args = ["eval", "--weights", str(tmp_path / "no-generator.safetensors"), "--dataset", "mnist", "--out", str(out)]
+    one_line_error(CliRunner().invoke(app, args), str(out), "--force")  # before the missing generator is noticed
+    assert out.read_text() == "keep me"
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    one_line_error(CliRunner().invoke(app, [*args[:-1], str(blocker / "result.json")]), "is a file, not a folder")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated, Any, Optional, TypeVar
 
 import typer
@@ -20,6 +21,15 @@ QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing 
 ScaleOption = Annotated[int, typer.Option(help="Enlarge K times, nearest neighbour (crisp pixels).", metavar="K", rich_help_panel=OUTPUT_PANEL)]
 DeviceOption = Annotated[str, typer.Option(help="auto | cpu | cuda | mps (auto: CUDA, then MPS, then CPU).", rich_help_panel=DEVICE_PANEL)]
 AmpOption = Annotated[Optional[bool], typer.Option("--amp/--no-amp", help="bf16 autocast (default: on for CUDA, off for the CPU).", rich_help_panel=DEVICE_PANEL)]
+
+LATENT_FILE_SUFFIXES = (".npy", ".safetensors")  # ganctl.sampling.LATENT_FILE_SUFFIXES, without importing torch
+
+
+def check_latent_file_name(path: Path) -> None:
+    """Refuse a latent file name ganctl cannot read or write, before torch is even imported."""
+    if path.suffix.lower() not in LATENT_FILE_SUFFIXES:
+        raise GanctlError(f"{path}: latent files are .npy or .safetensors")
+
 
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)

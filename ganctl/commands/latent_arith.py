@@ -7,7 +7,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from ganctl.commands.common import AmpOption, DeviceOption, ForceOption, QuietOption, ScaleOption, handles_errors, out
+from ganctl.commands.common import (
+    AmpOption, DeviceOption, ForceOption, QuietOption, ScaleOption, check_latent_file_name, handles_errors, out,
+)
 from ganctl.errors import GanctlError
 
 WHAT = "The arithmetic"
@@ -57,8 +59,8 @@ def latent_arith_command(
         concepts[name] = rows
     terms = sampling.parse_expression(expr, concepts)
     for path in (z_file, save_z):
-        if path is not None and path.suffix.lower() not in sampling.LATENT_FILE_SUFFIXES:
-            raise GanctlError(f"{path}: latent files are .npy or .safetensors")
+        if path is not None:
+            check_latent_file_name(path)
     sampling.check_output_file(out_path, force)
     if save_z is not None:
         sampling.check_output_file(save_z, force)

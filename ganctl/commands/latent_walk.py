@@ -8,7 +8,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from ganctl.commands.common import AmpOption, DeviceOption, ForceOption, QuietOption, ScaleOption, handles_errors, out
+from ganctl.commands.common import (
+    AmpOption, DeviceOption, ForceOption, QuietOption, ScaleOption, check_latent_file_name, handles_errors, out,
+)
 from ganctl.errors import GanctlError
 
 WALK = "The walk"
@@ -98,8 +100,7 @@ def _check_options(steps, points, rows, mode, seed, z_file, targets, fps, scale,
         clashing = [name for name, value in (("--seed", seed), ("--points", points), ("--rows", rows)) if value is not None]
         if clashing:
             raise GanctlError(f"{', '.join(clashing)} cannot be used with --z-file, whose latents are the walk's points")
-        if z_file.suffix.lower() not in (".npy", ".safetensors"):
-            raise GanctlError(f"{z_file}: latent files are .npy or .safetensors")
+        check_latent_file_name(z_file)
     for target in targets:
         if target.suffix.lower() not in GRID_SUFFIXES + ANIMATION_SUFFIXES:
             raise GanctlError(f"--out {target}: use .png (a grid), .gif or .webp (an animation)")

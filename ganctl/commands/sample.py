@@ -8,7 +8,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from ganctl.commands.common import AmpOption, DeviceOption, ForceOption, QuietOption, ScaleOption, err, handles_errors, out
+from ganctl.commands.common import (
+    AmpOption, DeviceOption, ForceOption, QuietOption, ScaleOption, check_latent_file_name, err, handles_errors, out,
+)
 from ganctl.errors import GanctlError
 
 LATENTS = "Latent points"
@@ -61,7 +63,7 @@ def sample_command(
     elif names:  # with --z-file, n is only known once the file is read
         sampling.check_output_folder(individual, names, force)
     if save_z is not None:
-        _check_latent_file_name(save_z)
+        check_latent_file_name(save_z)
         sampling.check_output_file(save_z, force)
 
     torch_device = resolve_device(device)
@@ -108,7 +110,7 @@ def _check_options(n, seed, z_value, z_file, out_path, nrow, padding, scale, ind
     if z_value is not None and not math.isfinite(z_value):
         raise GanctlError(f"--z-value must be a finite number, not {z_value}")
     if z_file is not None:
-        _check_latent_file_name(z_file)
+        check_latent_file_name(z_file)
     if scale < 1:
         raise GanctlError(f"--scale must be at least 1, not {scale}")
     if batch_size < 1:
@@ -124,10 +126,6 @@ def _check_options(n, seed, z_value, z_file, out_path, nrow, padding, scale, ind
     elif out_path is not None and out_path.suffix.lower() != ".png":
         raise GanctlError(f"--out {out_path}: the grid is written as PNG; name a .png file")
 
-
-def _check_latent_file_name(path: Path) -> None:
-    if path.suffix.lower() not in (".npy", ".safetensors"):
-        raise GanctlError(f"{path}: latent files are .npy or .safetensors")
 
 
 def _latents(sampling, latent_dim: int, n: int | None, seed, z_value, z_file):

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from ganctl.commands.common import err, handles_errors, out
+from ganctl.commands.common import AmpOption, err, handles_errors, out
 
 DATA = "Data"
 OPTIM = "Optimisation"
@@ -64,7 +64,7 @@ def train_command(
     inception: Annotated[Optional[Path], typer.Option(help="FID Inception weights file (default: $GANCTL_INCEPTION_WEIGHTS or torch's cache).", rich_help_panel=EVAL)] = None,
     # device
     device: Annotated[Optional[str], typer.Option(help="auto | cpu | cuda | mps (auto: CUDA, then MPS, then CPU).", rich_help_panel=HW)] = None,
-    amp: Annotated[Optional[bool], typer.Option("--amp/--no-amp", help="bf16 autocast (default: on for CUDA, off for the CPU).", rich_help_panel=HW)] = None,
+    amp: AmpOption = None,
     channels_last: Annotated[Optional[bool], typer.Option("--channels-last/--no-channels-last", help="NHWC memory layout (default on).", rich_help_panel=HW)] = None,
     compile: Annotated[Optional[bool], typer.Option("--compile/--no-compile", help="torch.compile the networks (default off: eager).", rich_help_panel=HW)] = None,
 ) -> None:
@@ -148,7 +148,7 @@ def _resumed_config(run_dir: Path, arch, seed, recipe_overrides, run_overrides):
         changed.append("seed")
     if changed:
         names = ", ".join("--" + k.replace("_", "-") for k in changed)
-        raise GanctlError(f"{names} cannot change when resuming {run_dir}; only --epochs, --max-steps, --device, --eval-every and output options can")
+        raise GanctlError(f"{names} cannot change when resuming {run_dir}; only --epochs, --max-steps, --device, --eval-every, --inception and output options can")
     if recipe_overrides["epochs"] is not None:
         config.recipe = config.recipe.replace(epochs=recipe_overrides["epochs"])
     for key in RESUMABLE - {"epochs"}:
