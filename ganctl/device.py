@@ -35,3 +35,10 @@ def use_amp(device: torch.device, amp: bool | None) -> bool:
     if device.type not in ("cuda", "cpu"):
         return False
     return amp if amp is not None else device.type == "cuda"
+
+
+def autocast(device: torch.device, amp: bool):
+    """The one autocast context ganctl runs networks under: bf16 when ``amp``, else nothing."""
+    import contextlib
+
+    return torch.autocast(device.type, dtype=torch.bfloat16) if amp else contextlib.nullcontext()
