@@ -12,9 +12,11 @@ from ganctl.registry import (
     ARCHITECTURES,
     DATASETS,
     LOSSES,
+    REGULARIZERS,
     register_architecture,
     register_dataset,
     register_loss,
+    register_regularizer,
 )
 
 __all__ = [
@@ -22,9 +24,11 @@ __all__ = [
     "ARCHITECTURES",
     "DATASETS",
     "LOSSES",
+    "REGULARIZERS",
     "GanctlError",
     "Recipe",
     "register_architecture",
     "register_dataset",
     "register_loss",
+    "register_regularizer",
 ]

@@ -1,11 +1,9 @@
 """The loss interface every registered loss implements.
 
-A loss sees discriminator outputs (logits: the Keras seeds' sigmoid lives here, so BCE is
-computed stably) and returns scalars. The trainer owns the update order; the loss only says
-what to minimise. Losses with extra terms fit without changing the trainer's shape:
-
-* ``d_penalty`` adds a regulariser that needs D itself and the images (gradient penalty);
-* ``d_steps`` asks for several D updates per G update (WGAN-style critics).
+A loss maps discriminator outputs (logits: the Keras seeds' sigmoid lives here, so BCE is
+computed stably) to the scalars D and G minimise. It sees nothing else: the trainer owns the
+update order (``ganctl.training.step``), and penalties that need D itself and the images are
+regularisers of their own (``ganctl.regularizers``), combinable with any loss.
 """
 
 from __future__ import annotations
@@ -14,13 +12,14 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import torch
-    from torch import nn
 
 
 class GANLoss:
     """Base class. Subclasses implement ``d_real``, ``d_fake`` and ``g``."""
 
-    d_steps: int = 1  # discriminator updates per generator update
+    # Whether D's outputs are verdicts (real or fake) whose accuracy means something. A WGAN
+    # critic's are scores, not verdicts: no accuracy is reported for it.
+    has_accuracy: bool = True
 
     def __init__(self, real_target: float = 1.0) -> None:
         self.real_target = real_target  # below 1 for one-sided label smoothing
@@ -37,10 +36,6 @@ class GANLoss:
         """G's loss on D's verdict about its images (mean over the batch)."""
         raise NotImplementedError
 
-    def d_penalty(self, discriminator: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor | None:
-        """An extra D term (for example a gradient penalty); ``None`` when there is none."""
-        return None
-
     def says_real(self, logits: torch.Tensor) -> torch.Tensor:
-        """Boolean: which images D calls real (for its accuracy)."""
+        """Boolean: which images D calls real (for its accuracy; only if ``has_accuracy``)."""
         return logits > 0

@@ -14,10 +14,14 @@ from typing import Any, Literal
 DUpdate = Literal["separate", "joint", "simultaneous"]
 Sampling = Literal["random", "shuffle"]
 Init = Literal["keras", "dcgan", "torch"]
+LRDecay = Literal["constant", "linear"]
+SpectralNorm = Literal["none", "d", "g", "both"]
 
 D_UPDATES = ("separate", "joint", "simultaneous")
 SAMPLINGS = ("random", "shuffle")
 INITS = ("keras", "dcgan", "torch")
+LR_DECAYS = ("constant", "linear")
+SPECTRAL_NORMS = ("none", "d", "g", "both")
 
 
 @dataclass(frozen=True)
@@ -50,6 +54,24 @@ class Recipe:
     # How real images are drawn: "random" picks a random batch each iteration (Keras' randint,
     # floor(N / batch) iterations an epoch); "shuffle" walks a shuffled epoch in full batches.
     sampling: Sampling = "random"
+    d_steps: int = 1  # D updates per G update, in every d_update mode (5 for WGAN-style critics)
+    # --- the modern ingredients (all off for the seed recipes) ------------------------------
+    # A regulariser of D (see `ganctl list`): "none", "r1" (gradient norm on reals), "r2" (on
+    # fakes), "gp" (WGAN-GP on interpolates). Added to D's loss times reg_weight; every
+    # reg_every iterations in a phase of its own ("lazy", StyleGAN2) when reg_every > 1.
+    regularizer: str = "none"
+    reg_weight: float = 10.0
+    reg_every: int = 1
+    # Generator EMA: half-life in thousands of images (StyleGAN2 uses 10). Grids,
+    # snapshots, evaluation and the final generator use the averaged weights. None: off.
+    ema_kimg: float | None = None
+    ema_rampup: float = 0.05  # half-life at most this fraction of the images seen so far; 0: none
+    ema_start: int = 0  # iterations before averaging starts (the EMA copies G until then)
+    # DiffAugment (Zhao et al. 2020) on every image D sees: a comma list of color, translation,
+    # cutout; "" = off.
+    augment: str = ""
+    lr_decay: LRDecay = "constant"  # "linear": both learning rates fall linearly to 0 at the last step
+    spectral_norm: SpectralNorm = "none"  # spectral normalisation of "d", "g" or "both" networks' weights
     # --- outputs -------------------------------------------------------------------------
     sample_every: int = 10  # epochs between sample grids and generator snapshots
     sample_grid: int = 49  # images in each grid (a square number)

@@ -172,6 +172,7 @@ class Architecture:
 
 ARCHITECTURES: Registry[Architecture] = Registry("architecture")
 LOSSES: Registry[Any] = Registry("loss")
+REGULARIZERS: Registry[Any] = Registry("regularizer")
 DATASETS: Registry[Any] = Registry("dataset")
 
 
@@ -211,6 +212,16 @@ def register_loss(name: str, *, description: str) -> Callable[[type[T]], type[T]
 
     def decorate(cls: type[T]) -> type[T]:
         LOSSES.add(name, cls, description, _source_for(cls))
+        return cls
+
+    return decorate
+
+
+def register_regularizer(name: str, *, description: str) -> Callable[[type[T]], type[T]]:
+    """Register a ``ganctl.regularizers.Regularizer`` subclass under ``name``."""
+
+    def decorate(cls: type[T]) -> type[T]:
+        REGULARIZERS.add(name, cls, description, _source_for(cls))
         return cls
 
     return decorate

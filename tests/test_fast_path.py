@@ -20,10 +20,15 @@ STEPS = 3
 def run_steps(arch: str, *, channels_last: bool, compile: bool, steps: int = STEPS):
     step, generator, recipe = ganctl_step(arch, torch.device("cpu"), amp=False, channels_last=channels_last,
                                      compile=compile, batch_size=8)
-    for module in step.D.modules():
+    for module in step.step.D.modules():
         if isinstance(module, nn.Dropout):
             module.p = 0.0
-    losses = torch.stack([step() for _ in range(steps)])
+    losses = []
+    for _ in range(steps):
+        step()
+        losses.append(torch.tensor(list(step.step.stats.read().values())))
+        step.step.stats.reset()
+    losses = torch.stack(losses)
     return losses, {k: v.clone() for k, v in generator.state_dict().items()}, recipe.g_lr
 
 

@@ -77,4 +77,4 @@ def test_ctrl_c_saves_a_checkpoint_and_exits_cleanly(tmp_path):
     assert process.returncode == 130
     assert "interrupted at step" in stderr.decode() and "Traceback" not in stderr.decode()
     newest = list_checkpoints(run / "checkpoints")[-1]
-    assert load_checkpoint(newest).meta["step"] > 0
+    assert load_checkpoint(newest).step > 0

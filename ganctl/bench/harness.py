@@ -18,7 +18,9 @@ from ganctl.bench.baseline import BaselineLoop
 from ganctl.registry import ARCHITECTURES, LOSSES
 from ganctl.training.batches import RealBatches
 from ganctl.training.config import real_per_step
-from ganctl.training.step import TrainStep
+from ganctl.device import use_amp
+from ganctl.training.stats import StepStats
+from ganctl.training.step import Networks, TrainStep
 
 
 @dataclass
@@ -62,6 +64,17 @@ def _peak_memory_mb(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kilobytes on Linux
 
 
+class IteratingStep:
+    """A TrainStep called with no arguments, counting its own iterations (for timing loops)."""
+
+    def __init__(self, step: TrainStep) -> None:
+        self.step, self.iteration = step, 0
+
+    def __call__(self) -> None:
+        self.step(self.iteration)
+        self.iteration += 1
+
+
 def ganctl_step(arch_name: str, device: torch.device, *, amp: bool | None, channels_last: bool, compile: bool, batch_size: int | None):
     arch = ARCHITECTURES.get(arch_name).obj
     recipe = arch.recipe.replace(batch_size=batch_size)
@@ -76,10 +89,14 @@ def ganctl_step(arch_name: str, device: torch.device, *, amp: bool | None, chann
     real = RealBatches(images.contiguous(memory_format=layout), batch=real_per_step(recipe), sampling=recipe.sampling,
                        pixel_range=recipe.pixel_range, device=device, seed=1)
     latent_rng = torch.Generator(device=device).manual_seed(2)
-    g_fwd = torch.compile(generator) if compile else generator
-    d_fwd = torch.compile(discriminator) if compile else discriminator
-    step = TrainStep(g_fwd, d_fwd, adam(generator, recipe.g_lr), adam(discriminator, recipe.d_lr),
-                     LOSSES.get(recipe.loss).obj(), recipe, real, latent_rng, device, amp)
+    nets = Networks(
+        generator, discriminator, adam(generator, recipe.g_lr), adam(discriminator, recipe.d_lr),
+        G_forward=torch.compile(generator) if compile else None, D_forward=torch.compile(discriminator) if compile else None,
+    )  # fmt: skip
+    step = IteratingStep(TrainStep(
+        nets, loss=LOSSES.get(recipe.loss).obj(), recipe=recipe, real=real, latent_rng=latent_rng, device=device,
+        amp=use_amp(device, amp), stats=StepStats(),
+    ))  # fmt: skip
     return step, generator, recipe
 
 

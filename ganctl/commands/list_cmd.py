@@ -14,16 +14,16 @@ def list_command(
     pattern: Annotated[str, typer.Argument(help="Only names matching this wildcard, e.g. '*dcgan'.")] = "*",
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
 ) -> None:
-    """List architectures, losses and datasets with the plugin each came from.
+    """List architectures, losses, regularizers and datasets with the plugin each came from.
 
     Example: ganctl list '*dcgan'
     """
     from rich.table import Table
 
     from ganctl import plugins
-    from ganctl.registry import ARCHITECTURES, DATASETS, LOSSES
+    from ganctl.registry import ARCHITECTURES, DATASETS, LOSSES, REGULARIZERS
 
-    registries = {"architectures": ARCHITECTURES, "losses": LOSSES, "datasets": DATASETS}
+    registries = {"architectures": ARCHITECTURES, "losses": LOSSES, "regularizers": REGULARIZERS, "datasets": DATASETS}
     listing = {
         kind: [
             {

@@ -15,6 +15,7 @@ OPTIM = "Optimisation"
 RUN = "Run folder and output"
 HW = "Device"
 EVAL = "Evaluation (FID/KID, see docs/eval.md)"
+MODERN = "Stabilisers and quality (all off in the seed recipes; see docs/train.md)"
 
 # Options that may change when a run is resumed; anything else would make it another run.
 # --eval-n is not among them: figures of different sample counts do not compare.
@@ -47,6 +48,16 @@ def train_command(
     label_smoothing: Annotated[Optional[float], typer.Option(help="One-sided: the real target becomes 1 - this (seed 002 suggests 0.1).", rich_help_panel=OPTIM)] = None,
     d_update: Annotated[Optional[str], typer.Option(help="separate | joint | simultaneous (see docs/train.md).", rich_help_panel=OPTIM)] = None,
     init: Annotated[Optional[str], typer.Option(help="Weight initialisation: keras | dcgan | torch.", rich_help_panel=OPTIM)] = None,
+    d_steps: Annotated[Optional[int], typer.Option(help="D updates per G update, in every --d-update mode (5 for a WGAN critic).", rich_help_panel=OPTIM)] = None,
+    lr_decay: Annotated[Optional[str], typer.Option(help="constant | linear (to zero at the last step).", metavar="SCHEDULE", rich_help_panel=OPTIM)] = None,
+    # modern ingredients
+    reg: Annotated[Optional[str], typer.Option("--reg", help="Regulariser of D: none | r1 | r2 | gp (see `ganctl list`).", metavar="NAME", rich_help_panel=MODERN)] = None,
+    reg_weight: Annotated[Optional[float], typer.Option(help="Its weight (gamma for r1/r2, lambda for gp; default 10).", rich_help_panel=MODERN)] = None,
+    reg_every: Annotated[Optional[int], typer.Option(help="Apply it every N iterations, scaled by N (lazy; StyleGAN2 uses 16 for r1).", rich_help_panel=MODERN)] = None,
+    ema_kimg: Annotated[Optional[float], typer.Option(help="Generator EMA with this half-life in thousands of images (e.g. 10).", metavar="KIMG", rich_help_panel=MODERN)] = None,
+    ema_start: Annotated[Optional[int], typer.Option(help="Iterations before the EMA starts averaging (it copies G until then).", rich_help_panel=MODERN)] = None,
+    augment: Annotated[Optional[str], typer.Option(help="DiffAugment policy: any of color,translation,cutout.", metavar="POLICY", rich_help_panel=MODERN)] = None,
+    spectral_norm: Annotated[Optional[str], typer.Option(help="Spectral normalisation of none | d | g | both.", metavar="NETS", rich_help_panel=MODERN)] = None,
     seed: Annotated[int, typer.Option(help="Random seed; on the CPU a fixed seed makes the run deterministic.", rich_help_panel=OPTIM)] = 0,
     # run folder
     out_dir: Annotated[Optional[Path], typer.Option("--out", help="Run folder (default runs/<arch>-<time>).", rich_help_panel=RUN)] = None,
@@ -73,6 +84,8 @@ def train_command(
     Example: ganctl train --arch cifar-dcgan --epochs 200
 
     With FID every 10 epochs and the best generator kept: ganctl train --arch cifar-dcgan --eval-every 10
+
+    With the modern stabilisers: ganctl train --arch cifar-dcgan --loss hinge --spectral-norm d --ema-kimg 10 --augment color,translation,cutout
     """
     from ganctl import runs
     from ganctl.registry import ARCHITECTURES
@@ -83,7 +96,9 @@ def train_command(
         "dataset": dataset, "image_size": image_size, "channels": channels, "epochs": epochs,
         "batch_size": batch_size, "loss": loss, "g_lr": g_lr or lr, "d_lr": d_lr or lr, "beta1": beta1,
         "beta2": beta2, "latent_dim": latent_dim, "label_smoothing": label_smoothing,
-        "d_update": d_update, "init": init, "sample_every": sample_every,
+        "d_update": d_update, "init": init, "sample_every": sample_every, "d_steps": d_steps,
+        "lr_decay": lr_decay, "regularizer": reg, "reg_weight": reg_weight, "reg_every": reg_every,
+        "ema_kimg": ema_kimg, "ema_start": ema_start, "augment": augment, "spectral_norm": spectral_norm,
     }
     run_overrides = {
         "data_dir": str(data_dir) if data_dir else None, "dataset_limit": limit, "device": device,
@@ -173,7 +188,7 @@ def _print_config(config) -> None:
     for key, value in config.recipe.to_dict().items():
         table.add_row(key, str(value))
     for key, value in config.to_dict().items():
-        if key not in ("recipe", "extra"):
+        if key != "recipe":
             table.add_row(key, str(value))
     out.print(table)
 
@@ -208,11 +223,15 @@ class ProgressView:
         self._progress.update(self._task, completed=step, epoch=self._epoch(step))
 
     def show(self, record: dict[str, Any]) -> None:
-        losses = (
-            f"D {record['d_loss_real']:.3f}/{record['d_loss_fake']:.3f}  G {record['g_loss']:.3f}  "
-            f"acc {record['d_acc_real']:.2f}/{record['d_acc_fake']:.2f}  {record['images_per_s']:.0f} img/s"
-        )
-        self._progress.update(self._task, losses=losses + self._fid)
+        parts = []
+        if "d_loss_real" in record and "d_loss_fake" in record:
+            parts.append(f"D {record['d_loss_real']:.3f}/{record['d_loss_fake']:.3f}")
+        if "g_loss" in record:
+            parts.append(f"G {record['g_loss']:.3f}")
+        if "d_acc_real" in record and "d_acc_fake" in record:  # absent for a WGAN critic
+            parts.append(f"acc {record['d_acc_real']:.2f}/{record['d_acc_fake']:.2f}")
+        parts.append(f"{record['images_per_s']:.0f} img/s")
+        self._progress.update(self._task, losses="  ".join(parts) + self._fid)
 
     def show_eval(self, record: dict[str, Any]) -> None:
         self._fid = f"  FID {record['fid']:.1f}"

@@ -1,16 +1,19 @@
 """Checkpoints: the whole training state in one safetensors file.
 
-Tensors (both networks, both optimisers' moments, every random generator's state, the
-shuffle order, the fixed sample latents) are safetensors tensors; scalars (step, epoch,
-optimiser hyper-parameters) are JSON in the file's metadata. One file per checkpoint,
-written atomically, so a checkpoint on disk is always whole, and ``kill -9`` at any moment
-loses at most the work since the last one.
+The state is a table of named parts (``NamedState``): networks, the EMA generator, optimisers,
+LR schedules, the real-image sampler, every random generator, the statistics of the unfinished
+log interval, the health watches. Saving and restoring both iterate that one table, so a part
+is listed once and nothing private is reached into. Each part gives tensors (stored as
+``<part>/<key>`` safetensors tensors) and JSON-able values (stored under its name in the
+file's metadata). One file per checkpoint, written atomically, so a checkpoint on disk is
+always whole, and ``kill -9`` at any moment loses at most the work since the last one.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,15 +28,81 @@ from ganctl.fileio import atomic_write_bytes
 from ganctl.weights import state_tensors
 
 FORMAT = "ganctl-checkpoint"
+FORMAT_VERSION = "2"  # 2: named parts (the rebuilt training step)
 _NAME = re.compile(r"step-(\d+)\.safetensors$")
+
+Tensors = dict[str, torch.Tensor]
+
+
+@dataclass(frozen=True)
+class Part:
+    """One stateful piece of a run: how to save it and how to load it back."""
+
+    save: Callable[[], tuple[Tensors, Any]]
+    load: Callable[[Tensors, Any], None]
+
+
+class NamedState:
+    """The run's stateful parts by name; what checkpoints save and restore."""
+
+    def __init__(self) -> None:
+        self.parts: dict[str, Part] = {}
+
+    def add(self, name: str, save: Callable[[], tuple[Tensors, Any]], load: Callable[[Tensors, Any], None]) -> None:
+        if name in self.parts or "/" in name:
+            raise ValueError(f"state part name {name!r} is taken or contains '/'")
+        self.parts[name] = Part(save, load)
+
+    def add_module(self, name: str, module: torch.nn.Module) -> None:
+        self.add(name, lambda: (state_tensors(module), None), lambda t, _: module.load_state_dict(t))
+
+    def add_optimizer(self, name: str, optimizer: torch.optim.Optimizer) -> None:
+        self.add(name, lambda: optimizer_state(optimizer), lambda t, m: load_optimizer(optimizer, t, m))
+
+    def add_rng(self, name: str, generator: torch.Generator) -> None:
+        self.add(name, lambda: ({"state": generator.get_state()}, None), lambda t, _: generator.set_state(t["state"]))
+
+    def add_values(self, name: str, obj: Any, fields: tuple[str, ...]) -> None:
+        """Plain attributes (numbers, strings, booleans) of ``obj``."""
+        self.add(
+            name,
+            lambda: ({}, {f: getattr(obj, f) for f in fields}),
+            lambda _, values: [setattr(obj, f, values[f]) for f in fields],
+        )
+
+    def save(self, path: Path, *, step: int) -> None:
+        tensors: Tensors = {}
+        values: dict[str, Any] = {}
+        for name, part in self.parts.items():
+            part_tensors, values[name] = part.save()
+            tensors.update({f"{name}/{k}": v.detach().to("cpu", copy=True).contiguous() for k, v in part_tensors.items()})
+        metadata = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "ganctl_version": __version__,
+            "step": str(step),
+            "values": json.dumps(values),
+        }
+        atomic_write_bytes(Path(path), save(tensors, metadata=metadata))
+
+    def load(self, checkpoint: Checkpoint) -> None:
+        missing = [name for name in self.parts if name not in checkpoint.values]
+        if missing:
+            raise GanctlError(
+                f"{checkpoint.path} lacks {', '.join(missing)}: it was written by a run with other options"
+            )
+        for name, part in self.parts.items():
+            part.load(checkpoint.group(name), checkpoint.values[name])
 
 
 @dataclass
 class Checkpoint:
-    tensors: dict[str, torch.Tensor]
-    meta: dict[str, Any]
+    path: Path
+    step: int
+    tensors: Tensors
+    values: dict[str, Any]  # part name -> its JSON values
 
-    def group(self, prefix: str) -> dict[str, torch.Tensor]:
+    def group(self, prefix: str) -> Tensors:
         """The tensors saved under ``prefix/``, with the prefix taken off."""
         cut = len(prefix) + 1
         return {k[cut:]: v for k, v in self.tensors.items() if k.startswith(prefix + "/")}
@@ -49,52 +118,25 @@ def list_checkpoints(folder: Path) -> list[Path]:
     return [p for _, p in sorted(found)]
 
 
-def optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+def optimizer_state(optimizer: torch.optim.Optimizer) -> tuple[Tensors, dict[str, Any]]:
     """An optimiser's state split into tensors and JSON-able hyper-parameters."""
     state = optimizer.state_dict()
     tensors, scalars = {}, {}
     for index, values in state["state"].items():
         for key, value in values.items():
             if isinstance(value, torch.Tensor):
-                tensors[f"{index}.{key}"] = value.detach().to("cpu", copy=True).contiguous()
+                tensors[f"{index}.{key}"] = value
             else:
                 scalars[f"{index}.{key}"] = value
     return tensors, {"param_groups": state["param_groups"], "scalars": scalars}
 
 
-def load_optimizer(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+def load_optimizer(optimizer: torch.optim.Optimizer, tensors: Tensors, meta: dict[str, Any]) -> None:
     state: dict[int, dict[str, Any]] = {}
     for name, value in [*tensors.items(), *meta["scalars"].items()]:
         index, key = name.split(".", 1)
         state.setdefault(int(index), {})[key] = value
     optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
-
-
-def save_checkpoint(
-    path: Path,
-    *,
-    generator: torch.nn.Module,
-    discriminator: torch.nn.Module,
-    g_optimizer: torch.optim.Optimizer,
-    d_optimizer: torch.optim.Optimizer,
-    extra_tensors: dict[str, torch.Tensor],
-    meta: dict[str, Any],
-) -> None:
-    tensors: dict[str, torch.Tensor] = {}
-    opt_meta = {}
-    tensors.update({f"G/{k}": v for k, v in state_tensors(generator).items()})
-    tensors.update({f"D/{k}": v for k, v in state_tensors(discriminator).items()})
-    for name, optimizer in (("optG", g_optimizer), ("optD", d_optimizer)):
-        opt_tensors, opt_meta[name] = optimizer_tensors(optimizer)
-        tensors.update({f"{name}/{k}": v for k, v in opt_tensors.items()})
-    tensors.update({k: v.detach().to("cpu", copy=True).contiguous() for k, v in extra_tensors.items()})
-    metadata = {
-        "format": FORMAT,
-        "ganctl_version": __version__,
-        "meta": json.dumps(meta),
-        "optimizers": json.dumps(opt_meta),
-    }
-    atomic_write_bytes(Path(path), save(tensors, metadata=metadata))
 
 
 def load_checkpoint(path: Path) -> Checkpoint:
@@ -103,21 +145,17 @@ def load_checkpoint(path: Path) -> Checkpoint:
             metadata = f.metadata() or {}
             if metadata.get("format") != FORMAT:
                 raise GanctlError(f"{path} is not a ganctl checkpoint")
+            if metadata.get("format_version") != FORMAT_VERSION:
+                raise GanctlError(
+                    f"{path} is a checkpoint of an older ganctl (format {metadata.get('format_version', '1')}); "
+                    "this version cannot resume it"
+                )
             tensors = {k: f.get_tensor(k) for k in f.keys()}
+        return Checkpoint(Path(path), int(metadata["step"]), tensors, json.loads(metadata["values"]))
     except GanctlError:
         raise
-    except Exception as exc:  # safetensors' own errors: truncated, not safetensors
-        raise GanctlError(f"{path} is not a readable checkpoint: {str(exc).splitlines()[0]}") from None
-    meta = json.loads(metadata["meta"])
-    meta["optimizers"] = json.loads(metadata["optimizers"])
-    return Checkpoint(tensors, meta)
-
-
-def restore_networks(ckpt: Checkpoint, generator, discriminator, g_optimizer, d_optimizer) -> None:
-    generator.load_state_dict(ckpt.group("G"))
-    discriminator.load_state_dict(ckpt.group("D"))
-    load_optimizer(g_optimizer, ckpt.group("optG"), ckpt.meta["optimizers"]["optG"])
-    load_optimizer(d_optimizer, ckpt.group("optD"), ckpt.meta["optimizers"]["optD"])
+    except Exception as exc:  # safetensors' own errors (truncated, not safetensors), damaged metadata
+        raise GanctlError(f"{path} is not a readable checkpoint: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
 
 
 def prune(folder: Path, keep: int) -> None:

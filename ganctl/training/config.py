@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass
 from typing import Any
 
 from ganctl.errors import GanctlError
-from ganctl.recipe import D_UPDATES, INITS, SAMPLINGS, Recipe
+from ganctl.recipe import D_UPDATES, INITS, LR_DECAYS, SAMPLINGS, SPECTRAL_NORMS, Recipe
 
 
 @dataclass
@@ -33,7 +34,6 @@ class TrainConfig:
     eval_n: int = 10_000  # generated images per evaluation (and reference images, capped by the dataset)
     inception: str | None = None  # FID Inception weights file; None: $GANCTL_INCEPTION_WEIGHTS or the cache
     download: bool = True
-    extra: dict[str, Any] = field(default_factory=dict)  # room for later options
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -59,6 +59,8 @@ def check(config: TrainConfig) -> None:
         "--sample-grid": r.sample_grid,
         "--log-every": config.log_every,
         "--keep-checkpoints": config.keep_checkpoints,
+        "--d-steps": r.d_steps,
+        "--reg-every": r.reg_every,
     }
     optional = {
         "--max-steps": config.max_steps, "--checkpoint-every": config.checkpoint_every, "--limit": config.dataset_limit,
@@ -82,6 +84,22 @@ def check(config: TrainConfig) -> None:
         raise GanctlError(f"unknown sampling '{r.sampling}'; use one of {', '.join(SAMPLINGS)}")
     if r.init not in INITS:
         raise GanctlError(f"unknown init '{r.init}'; use one of {', '.join(INITS)}")
+    if r.lr_decay not in LR_DECAYS:
+        raise GanctlError(f"unknown --lr-decay '{r.lr_decay}'; use one of {', '.join(LR_DECAYS)}")
+    if r.spectral_norm not in SPECTRAL_NORMS:
+        raise GanctlError(f"unknown --spectral-norm '{r.spectral_norm}'; use one of {', '.join(SPECTRAL_NORMS)}")
+    if not (math.isfinite(r.reg_weight) and r.reg_weight >= 0):
+        raise GanctlError(f"--reg-weight must be a non-negative number, not {r.reg_weight}")
+    if r.ema_kimg is not None and not (math.isfinite(r.ema_kimg) and r.ema_kimg > 0):
+        raise GanctlError(f"--ema-kimg (the EMA's half-life in thousands of images) must be positive, not {r.ema_kimg}")
+    if not (math.isfinite(r.ema_rampup) and r.ema_rampup >= 0):
+        raise GanctlError(f"--ema-rampup must be a non-negative number, not {r.ema_rampup}")
+    if r.ema_start < 0:
+        raise GanctlError(f"--ema-start must be at least 0, not {r.ema_start}")
+    if r.augment:
+        from ganctl.training.augment import parse_policy
+
+        parse_policy(r.augment)
 
 
 def real_per_step(recipe: Recipe) -> int:

@@ -3,12 +3,16 @@
 ``Trainer(config, resume=...).run()`` sets up the run folder, the data on the device, the
 networks and optimisers (or restores them from the newest checkpoint), then iterates:
 
-    every step           one TrainStep (no host sync), statistics summed on the device
+    every step           one TrainStep (its phases; no host sync), statistics summed on the
+                         device by name; the LR schedules step
     every log_every      statistics read back once, checked, written to metrics.jsonl
-    every sample_every   a grid of the fixed latents, progress.gif, a generator snapshot (epochs)
+    every sample_every   a grid of the fixed latents and a generator snapshot (epochs)
     every eval_every     FID and KID into metrics.jsonl; the best generator as best.safetensors
-    every checkpoint     the whole state, atomically; the oldest beyond keep_checkpoints deleted
-    at the end           final grid, generator.safetensors, a last checkpoint
+    every checkpoint     the whole named state, atomically; the oldest beyond keep_checkpoints deleted
+    at the end           final grid, progress.gif, generator.safetensors, a last checkpoint
+
+With a generator EMA, grids, snapshots, evaluations and the generator files use the averaged
+weights, and the raw generator is saved beside them as generator-raw.safetensors.
 
 On the CPU with a fixed seed, a run that is interrupted (Ctrl-C, kill -9) and resumed ends
 with the same generator, bit for bit, as the run without the interruption: every random
@@ -34,13 +38,20 @@ from ganctl.device import resolve_device
 from ganctl.errors import GanctlError
 from ganctl.fileio import atomic_write_bytes, atomic_write_json
 from ganctl.images import grid, save_animation, save_png, to_pil, to_uint8
-from ganctl.registry import ARCHITECTURES, LOSSES
+from ganctl.device import use_amp
+from ganctl.registry import ARCHITECTURES, LOSSES, REGULARIZERS
+from ganctl.spectral import apply_spectral_norm, baked_copy, has_parametrizations
 from ganctl.training import checkpoint as ckpt
+from ganctl.training.augment import DiffAugment
 from ganctl.training.batches import RealBatches
 from ganctl.training.config import TrainConfig, check, iterations_per_epoch, real_per_step
+from ganctl.training.ema import GeneratorEMA
 from ganctl.training.health import CollapseWatch, DiversityWatch, check_finite, sample_spread
-from ganctl.training.step import STAT_NAMES, TrainStep
+from ganctl.training.stats import StepStats
+from ganctl.training.step import CORE_STATS, Networks, TrainStep
 from ganctl.weights import save_generator
+
+RAW_GENERATOR = "generator-raw.safetensors"  # the non-averaged generator, beside an EMA run's files
 
 
 class TrainingInterrupted(GanctlError):
@@ -139,6 +150,7 @@ class Trainer:
         self.arch_args = self.arch.arch_args(r.image_size, r.channels, r.latent_dim)
         self.arch.check(**self.arch_args)
         self.loss_class = LOSSES.get(r.loss).obj
+        self.regularizer_class = REGULARIZERS.get(r.regularizer).obj if r.regularizer != "none" else None
         self.images = load_images(
             r.dataset,
             data_dir=Path(c.data_dir) if c.data_dir else None,
@@ -167,43 +179,128 @@ class Trainer:
 
     def _setup(self) -> None:
         c, r = self.config, self.recipe
-        arch, loss_class = self.arch, self.loss_class
         torch.manual_seed(c.seed)  # initialisation and dropout draw from the global generator
-        generator, discriminator = arch.build(**self.arch_args)
+        generator, discriminator = self.arch.build(**self.arch_args)
+        if r.spectral_norm in ("g", "both"):
+            apply_spectral_norm(generator)
+        if r.spectral_norm in ("d", "both"):
+            apply_spectral_norm(discriminator)
         layout = torch.channels_last if c.channels_last else torch.contiguous_format
         self.G = generator.to(self.device, memory_format=layout)
         self.D = discriminator.to(self.device, memory_format=layout)
-        fused = self.device.type == "cuda"  # one kernel for the whole Adam update
-        adam = lambda params, lr: torch.optim.Adam(  # noqa: E731
-            params, lr=lr, betas=(r.beta1, r.beta2), eps=r.adam_eps, fused=fused or None
-        )
-        self.g_opt, self.d_opt = adam(self.G.parameters(), r.g_lr), adam(self.D.parameters(), r.d_lr)
+        self.g_opt = self._adam(self.G, r.g_lr)
+        self.d_opt = self._adam(self.D, r.d_lr, lazy_interval=r.reg_every if self.regularizer_class else 1)
+        self.schedules = []
+        if r.lr_decay == "linear":  # to zero at the run's last step (which --epochs may move on resume)
+            decay = lambda done: max(0.0, 1.0 - done / self.total_steps)  # noqa: E731
+            self.schedules = [torch.optim.lr_scheduler.LambdaLR(opt, decay) for opt in (self.g_opt, self.d_opt)]
 
         self.real = RealBatches(
             self.images.contiguous(memory_format=layout), batch=real_per_step(r), sampling=r.sampling, pixel_range=r.pixel_range,
             device=self.device, seed=c.seed + 1,
         )
+        del self.images  # now on the device, inside self.real
         self.latent_rng = torch.Generator(device=self.device)
         self.latent_rng.manual_seed(c.seed + 2)
         fixed = torch.Generator().manual_seed(c.seed + 3)  # on the CPU: the same grid on any device
         self.fixed_z = torch.randn(r.sample_grid, r.latent_dim, generator=fixed).to(self.device)
-        # Compiled wrappers share the parameters; state is always read from the plain modules.
-        g_forward = torch.compile(self.G) if c.compile else self.G
-        d_forward = torch.compile(self.D) if c.compile else self.D
+        self.augment = DiffAugment(r.augment, r.pixel_range, self.device, seed=c.seed + 4) if r.augment else None
+        self.penalty_rng = torch.Generator(device=self.device)
+        self.penalty_rng.manual_seed(c.seed + 5)
+        self.ema = None
+        if r.ema_kimg is not None:
+            self.ema = GeneratorEMA(self.G, half_life_kimg=r.ema_kimg, batch_size=r.batch_size, rampup=r.ema_rampup,
+                                    start_step=r.ema_start)
+        self.stats = StepStats()
+        if c.compile and r.d_update == "simultaneous":
+            # The simultaneous update back-propagates G's and D's losses through one graph
+            # (retain_graph), which compiled graphs with donated buffers refuse.
+            import torch._functorch.config as functorch_config
+
+            functorch_config.donated_buffer = False
+        # Compiled wrappers share the parameters; state is always read from the plain modules,
+        # and penalties always call the plain D (no double backward through compiled graphs).
+        nets = Networks(
+            self.G, self.D, self.g_opt, self.d_opt,
+            G_forward=torch.compile(self.G) if c.compile else None, D_forward=torch.compile(self.D) if c.compile else None,
+        )  # fmt: skip
         self.step_fn = TrainStep(
-            g_forward, d_forward, self.g_opt, self.d_opt, loss_class(real_target=1.0 - r.label_smoothing),
-            r, self.real, self.latent_rng, self.device, c.amp,
-        )
-        del self.images  # now on the device, inside self.real
-        self.stats_sum = torch.zeros(len(STAT_NAMES), device=self.device)
-        self.stats_count = 0
+            nets, loss=self.loss_class(real_target=1.0 - r.label_smoothing), recipe=r, real=self.real,
+            latent_rng=self.latent_rng, device=self.device, amp=use_amp(self.device, c.amp), stats=self.stats,
+            regularizer=self.regularizer_class() if self.regularizer_class else None, penalty_rng=self.penalty_rng,
+            augment=self.augment, ema=self.ema,
+        )  # fmt: skip
         self.step = 0
         self.collapse = CollapseWatch()
         self.diversity = DiversityWatch()
+        self.state = self._named_state()
         if self.resume:
             self._restore()
         else:
             (self.run_dir / runs.METRICS).touch()
+
+    def _adam(self, network: torch.nn.Module, lr: float, lazy_interval: int = 1) -> torch.optim.Optimizer:
+        """Adam as the recipe says; for lazy regularisation every N steps, StyleGAN2's adjustment.
+
+        A lazy penalty makes N + 1 optimiser steps out of every N iterations' worth of D updates;
+        scaling lr by r = N / (N + 1) and raising the betas to the power r keeps the effective
+        step size and the moments' memory (in iterations) what they would be without it.
+        """
+        r = self.recipe
+        ratio = lazy_interval / (lazy_interval + 1) if lazy_interval > 1 else 1.0
+        return torch.optim.Adam(
+            network.parameters(), lr=lr * ratio, betas=(r.beta1**ratio, r.beta2**ratio), eps=r.adam_eps,
+            fused=(self.device.type == "cuda") or None,  # one kernel for the whole Adam update
+        )  # fmt: skip
+
+    def _named_state(self) -> ckpt.NamedState:
+        """Every stateful part of the run, by name: what a checkpoint saves and restores."""
+        state = ckpt.NamedState()
+        state.add("progress", lambda: ({}, self._progress_values()), lambda _, values: self._load_progress(values))
+        state.add_module("G", self.G)
+        state.add_module("D", self.D)
+        state.add_optimizer("opt_G", self.g_opt)
+        state.add_optimizer("opt_D", self.d_opt)
+        for name, schedule in zip(("lr_G", "lr_D"), self.schedules):
+            state.add(name, lambda s=schedule: ({}, s.state_dict()), lambda _, values, s=schedule: s.load_state_dict(values))
+        if self.ema is not None:
+            state.add_module("G_ema", self.ema.average)
+        state.add("real", lambda: (self.real.state(), None), lambda tensors, _: self.real.load_state(tensors))
+        state.add_rng("rng_latent", self.latent_rng)
+        state.add_rng("rng_penalty", self.penalty_rng)
+        if self.augment is not None:
+            state.add_rng("rng_augment", self.augment.rng)
+        state.add("rng_torch", self._global_rng_state, self._load_global_rng_state)
+        state.add("fixed_z", lambda: ({"z": self.fixed_z}, None), lambda t, _: setattr(self, "fixed_z", t["z"].to(self.device)))
+        state.add("stats", self.stats.state, lambda t, values: self.stats.load_state(t, values, self.device))
+        state.add_values("collapse_watch", self.collapse, ("_run", "reported"))
+        state.add_values("diversity_watch", self.diversity, ("peak",))
+        return state
+
+    def _progress_values(self) -> dict[str, Any]:
+        best = self.evaluation.best_fid if self.evaluation else math.inf
+        return {"step": self.step, "last_eval_step": self.last_eval_step, "best_fid": best if math.isfinite(best) else None}
+
+    def _load_progress(self, values: dict[str, Any]) -> None:
+        self.step = values["step"]
+        self.last_eval_step = values["last_eval_step"]
+        if self.evaluation and values["best_fid"] is not None:
+            self.evaluation.best_fid = values["best_fid"]
+
+    def _global_rng_state(self) -> tuple[dict[str, torch.Tensor], None]:
+        tensors = {"cpu": torch.get_rng_state()}  # dropout and other global draws
+        if self.device.type == "cuda":
+            tensors["cuda"] = torch.cuda.get_rng_state(self.device)
+        return tensors, None
+
+    def _load_global_rng_state(self, tensors: dict[str, torch.Tensor], _: Any) -> None:
+        torch.set_rng_state(tensors["cpu"])
+        if "cuda" in tensors and self.device.type == "cuda":
+            torch.cuda.set_rng_state(tensors["cuda"], self.device)
+
+    def _sampling_generator(self) -> torch.nn.Module:
+        """What grids, snapshots and evaluations use: the EMA generator when there is one."""
+        return self.ema.average if self.ema is not None else self.G
 
     # --- the loop -------------------------------------------------------------------------
     def _loop(self) -> None:
@@ -212,8 +309,9 @@ class Trainer:
             self.progress.start(self.total_steps, self.step, self.steps_per_epoch)
         self._clock = (time.perf_counter(), self.step)
         while self.step < self.total_steps:
-            self.stats_sum += self.step_fn()
-            self.stats_count += 1
+            self.step_fn(self.step)
+            for schedule in self.schedules:
+                schedule.step()
             self.step += 1
             if self.progress:
                 self.progress.advance(self.step)
@@ -229,6 +327,7 @@ class Trainer:
                 self._checkpoint()
             if self._interrupted:
                 self._checkpoint()
+                self._progress_animation()
                 raise TrainingInterrupted(
                     f"interrupted at step {self.step}; checkpoint saved; continue with "
                     f"`ganctl train --resume --out {self.run_dir}`"
@@ -236,7 +335,7 @@ class Trainer:
         self._finish()
 
     def _finish(self) -> None:
-        if self.stats_count:
+        if self.stats:
             self._log()
         epoch_end = self.step % self.steps_per_epoch == 0
         epoch = self.step // self.steps_per_epoch
@@ -247,6 +346,9 @@ class Trainer:
             self._evaluate()  # the final generator gets its figures too
             evaluated = True
         self._save_generator(self.run_dir / runs.FINAL_GENERATOR)
+        if self.ema is not None:
+            self._save_generator(self.run_dir / RAW_GENERATOR, raw=True)
+        self._progress_animation()
         # (again if the step's checkpoint predates the evaluation: it records the best FID)
         if evaluated or self.last_checkpoint != ckpt.checkpoint_path(self.run_dir / runs.CHECKPOINTS, self.step):
             self._checkpoint()
@@ -256,30 +358,33 @@ class Trainer:
 
     # --- logging and health ---------------------------------------------------------------
     def _log(self) -> None:
-        values = (self.stats_sum / self.stats_count).tolist()  # the one host sync per interval
+        stats = self.stats.read()  # the one host sync per interval
         now, then = time.perf_counter(), self._clock
         steps = self.step - then[1]
-        stats = dict(zip(STAT_NAMES, values))
         check_finite(stats, self.step, str(self.last_checkpoint) if self.last_checkpoint else None)
+        ordered = [k for k in CORE_STATS if k in stats] + [k for k in stats if k not in CORE_STATS]
         record = {
             "step": self.step,
             "epoch": round(self.step / self.steps_per_epoch, 4),
-            **{k: round(v, 6) for k, v in stats.items()},
-            "images_per_s": round(steps * self.recipe.batch_size / max(now - then[0], 1e-9), 1),
+            **{k: round(stats[k], 6) for k in ordered},
         }
+        if self.schedules:
+            record["lr_g"], record["lr_d"] = (s.get_last_lr()[0] for s in self.schedules)
+        record["images_per_s"] = round(steps * self.recipe.batch_size / max(now - then[0], 1e-9), 1)
         self._append_metrics(record)
-        self.stats_sum.zero_()
-        self.stats_count = 0
+        self.stats.reset()
         self._clock = (now, self.step)
         if self.progress:
             self.progress.show(record)
-        d_loss = 0.5 * (stats["d_loss_real"] + stats["d_loss_fake"])
-        if self.collapse.update(d_loss):
-            self._event(
-                "d_collapse",
-                f"discriminator loss has stayed below {self.collapse.threshold} for {self.collapse.window} "
-                f"log intervals (now {d_loss:.4f}): the generator may be producing rubbish (seed 002's warning sign)",
-            )
+        # A WGAN critic's loss is a signed score, not a classification loss: no collapse test.
+        if self.step_fn.loss.has_accuracy and "d_loss_real" in stats and "d_loss_fake" in stats:
+            d_loss = 0.5 * (stats["d_loss_real"] + stats["d_loss_fake"])
+            if self.collapse.update(d_loss):
+                self._event(
+                    "d_collapse",
+                    f"discriminator loss has stayed below {self.collapse.threshold} for {self.collapse.window} "
+                    f"log intervals (now {d_loss:.4f}): the generator may be producing rubbish (seed 002's warning sign)",
+                )
 
     def _event(self, kind: str, message: str) -> None:
         self._append_metrics({"step": self.step, "event": kind, "message": message})
@@ -293,17 +398,13 @@ class Trainer:
     @torch.no_grad()
     def _samples(self, tag: str) -> None:
         low_high = self.recipe.pixel_range
-        self.G.eval()  # batch norm from its running statistics; no random state is touched
-        images = self.G(self.fixed_z).float()
-        self.G.train()
+        generator = self._sampling_generator()
+        was_training = generator.training
+        generator.eval()  # batch norm from its running statistics; no random state is touched
+        images = generator(self.fixed_z).float()
+        generator.train(was_training)
         png = to_pil(grid(to_uint8(images, low_high)))
         save_png(png, self.run_dir / runs.SAMPLES / f"{tag}.png")
-        frames = sorted((self.run_dir / runs.SAMPLES).glob("epoch-*.png"))
-        if (self.run_dir / runs.SAMPLES / "final.png").exists():
-            frames.append(self.run_dir / runs.SAMPLES / "final.png")
-        from PIL import Image
-
-        save_animation([Image.open(p).convert("RGB") for p in frames], self.run_dir / "progress.gif", fps=2)
         if tag != "final":
             self._save_generator(self.run_dir / runs.SNAPSHOTS / f"generator-{tag}.safetensors")
         spread = sample_spread(images, low_high)
@@ -314,10 +415,21 @@ class Trainer:
                 "mode collapse?",
             )
 
+    def _progress_animation(self) -> None:
+        """progress.gif from the grids so far, built once (at the end or on interruption), not per grid."""
+        frames = sorted((self.run_dir / runs.SAMPLES).glob("epoch-*.png"))
+        if (self.run_dir / runs.SAMPLES / "final.png").exists():
+            frames.append(self.run_dir / runs.SAMPLES / "final.png")
+        if not frames:
+            return
+        from PIL import Image
+
+        save_animation([Image.open(p).convert("RGB") for p in frames], self.run_dir / "progress.gif", fps=2)
+
     def _evaluate(self) -> None:
         """FID/KID of the generator now into metrics.jsonl; keep it as best.safetensors if it is the best yet."""
         started = time.perf_counter()
-        result = self.evaluation.measure(self.G, self.recipe.pixel_range, self.recipe.latent_dim)
+        result = self.evaluation.measure(self._sampling_generator(), self.recipe.pixel_range, self.recipe.latent_dim)
         best = self.evaluation.is_best(result["fid"])
         record = {
             "step": self.step,
@@ -345,10 +457,15 @@ class Trainer:
         # images/s measures training: the interval's clock does not count the evaluation
         self._clock = (self._clock[0] + time.perf_counter() - started, self._clock[1])
 
-    def _save_generator(self, path: Path, **extra: Any) -> None:
+    def _save_generator(self, path: Path, *, raw: bool = False, **extra: Any) -> None:
+        """A generator file: the EMA weights when EMA is on (unless ``raw``); spectral norm baked in."""
+        network = self.G if raw else self._sampling_generator()
+        weights = "ema" if network is not self.G else "raw"
+        if has_parametrizations(network):
+            network = baked_copy(network)
         save_generator(
             path,
-            self.G,
+            network,
             architecture=self.config.arch,
             arch_args=self.arch_args,
             pixel_range=self.recipe.pixel_range,
@@ -358,41 +475,17 @@ class Trainer:
                 "dataset": self.recipe.dataset,
                 "loss": self.recipe.loss,
                 "run": self.run_dir.name,
+                "weights": weights,  # which of an EMA run's generators this file holds
                 **extra,
             },
         )
 
     def _checkpoint(self) -> None:
-        if self.stats_count:  # never save a state whose losses went non-finite
-            values = (self.stats_sum / self.stats_count).tolist()
-            check_finite(dict(zip(STAT_NAMES, values)), self.step, str(self.last_checkpoint) if self.last_checkpoint else None)
+        if self.stats:  # never save a state whose losses went non-finite
+            check_finite(self.stats.read(), self.step, str(self.last_checkpoint) if self.last_checkpoint else None)
         folder = self.run_dir / runs.CHECKPOINTS
         path = ckpt.checkpoint_path(folder, self.step)
-        extra = {f"real/{k}": v for k, v in self.real.state().items()}
-        extra.update(
-            {
-                "rng/latent": self.latent_rng.get_state(),
-                "rng/torch": torch.get_rng_state(),
-                "fixed_z": self.fixed_z,
-                "stats/sum": self.stats_sum,
-            }
-        )
-        if self.device.type == "cuda":
-            extra["rng/cuda"] = torch.cuda.get_rng_state(self.device)
-        meta = {
-            "step": self.step,
-            "epoch": self.step / self.steps_per_epoch,
-            "stats_count": self.stats_count,
-            "collapse_run": self.collapse._run,
-            "collapse_reported": self.collapse.reported,
-            "spread_peak": self.diversity.peak,
-            "best_fid": self.evaluation.best_fid if self.evaluation else None,
-            "last_eval_step": self.last_eval_step,
-        }
-        ckpt.save_checkpoint(
-            path, generator=self.G, discriminator=self.D, g_optimizer=self.g_opt, d_optimizer=self.d_opt,
-            extra_tensors=extra, meta=meta,
-        )
+        self.state.save(path, step=self.step)
         self.last_checkpoint = path
         ckpt.prune(folder, self.config.keep_checkpoints)
 
@@ -402,23 +495,7 @@ class Trainer:
             self.say(f"no checkpoint in {self.run_dir} yet: starting it from the beginning")
             self._truncate_metrics(0)
             return
-        state = ckpt.load_checkpoint(found[-1])
-        ckpt.restore_networks(state, self.G, self.D, self.g_opt, self.d_opt)
-        self.real.load_state(state.group("real"))
-        self.latent_rng.set_state(state.tensors["rng/latent"])
-        torch.set_rng_state(state.tensors["rng/torch"])
-        if "rng/cuda" in state.tensors and self.device.type == "cuda":
-            torch.cuda.set_rng_state(state.tensors["rng/cuda"], self.device)
-        self.fixed_z = state.tensors["fixed_z"].to(self.device)
-        self.stats_sum = state.tensors["stats/sum"].to(self.device)
-        self.stats_count = state.meta["stats_count"]
-        self.collapse._run = state.meta["collapse_run"]
-        self.collapse.reported = state.meta["collapse_reported"]
-        self.diversity.peak = state.meta["spread_peak"]
-        if self.evaluation and state.meta.get("best_fid") is not None:
-            self.evaluation.best_fid = state.meta["best_fid"]
-        self.last_eval_step = state.meta.get("last_eval_step", -1)
-        self.step = state.meta["step"]
+        self.state.load(ckpt.load_checkpoint(found[-1]))
         self.last_checkpoint = found[-1]
         self._truncate_metrics(self.step)
         self.say(f"resuming {self.run_dir} from step {self.step} ({found[-1].name})")

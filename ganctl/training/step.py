@@ -1,153 +1,247 @@
-"""One training iteration, for each way a recipe updates the discriminator.
+"""One training iteration: a short list of phases, run by one generic runner.
 
-Each call returns the iteration's statistics as one small tensor on the device
-(D loss on real, D loss on fake, G loss, D accuracy on real, D accuracy on fake). Nothing
-here reads a value back to the host: ``.item()`` would be a CPU-GPU sync on every step,
-and a step without syncs is one that can later be compiled or captured as a CUDA graph.
+A phase names the networks it updates and computes their losses; the runner does the rest
+the same way for every phase: zero the gradients, ``backward(inputs=params)`` for each network
+in turn (so a loss never deposits gradients in the other network, with no ``requires_grad_``
+toggling), an optimiser step, and an after-hook (the generator EMA after G's step).
+
+The recipe decides the phase list:
+
+    d_update      one D update (repeated d_steps times)             then
+    separate      D on a real half-batch; D on a fake half-batch    G on a full batch
+    joint         D on the two halves stacked                       G on a full batch
+    simultaneous  (d_steps - 1 plain D updates, then) D and G from one forward pass
+
+plus, with a lazy regulariser (``reg_every > 1``), a D regularisation phase at the end of every
+``reg_every``-th iteration, on the images of the last D update, its loss scaled by the interval
+(the optimiser's lr and betas are adjusted for it where the optimiser is made, in the loop).
+
+Every call of D goes through ``run_D``: augmentation (if on), then D under autocast, logits in
+float32. Penalties call it with ``for_penalty=True``: the eager module, never the compiled
+wrapper, in float32, because they back-propagate through an input gradient.
+
+Nothing here reads a value back to the host: statistics go into ``StepStats`` as device
+tensors, and ``.item()`` would be a CPU-GPU sync on every step.
 """
 
 from __future__ import annotations
 
-import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from ganctl.device import autocast
 from ganctl.losses import GANLoss
 from ganctl.recipe import Recipe
+from ganctl.regularizers import Regularizer
+from ganctl.training.augment import DiffAugment
 from ganctl.training.batches import RealBatches
+from ganctl.training.ema import GeneratorEMA
+from ganctl.training.stats import StepStats
 
-STAT_NAMES = ("d_loss_real", "d_loss_fake", "g_loss", "d_acc_real", "d_acc_fake")
+# The statistics every recipe reports, in the order metrics.jsonl has always written them.
+CORE_STATS = ("d_loss_real", "d_loss_fake", "g_loss", "d_acc_real", "d_acc_fake")
+
+
+@dataclass(frozen=True)
+class Phase:
+    name: str
+    nets: tuple[str, ...]  # networks whose optimisers step, in the order their losses back-propagate
+    losses: Callable[[], dict[str, torch.Tensor]]  # net -> the loss it minimises
+    every: int = 1  # run on iterations i with i % every == 0 (i counted from 0)
+
+
+@dataclass
+class Networks:
+    """The two networks, their optimisers, and what the step calls them through."""
+
+    G: nn.Module
+    D: nn.Module
+    g_optimizer: torch.optim.Optimizer
+    d_optimizer: torch.optim.Optimizer
+    G_forward: nn.Module | None = None  # a compiled wrapper sharing G's parameters; None: G
+    D_forward: nn.Module | None = None  # likewise for D (penalties always use the eager D)
 
 
 class TrainStep:
     def __init__(
         self,
-        generator: nn.Module,
-        discriminator: nn.Module,
-        g_optimizer: torch.optim.Optimizer,
-        d_optimizer: torch.optim.Optimizer,
+        nets: Networks,
+        *,
         loss: GANLoss,
         recipe: Recipe,
         real: RealBatches,
         latent_rng: torch.Generator,
         device: torch.device,
-        amp: bool | None,
+        amp: bool,
+        stats: StepStats,
+        regularizer: Regularizer | None = None,
+        penalty_rng: torch.Generator | None = None,
+        augment: DiffAugment | None = None,
+        ema: GeneratorEMA | None = None,
     ) -> None:
-        self.G, self.D = generator, discriminator
-        self.g_opt, self.d_opt = g_optimizer, d_optimizer
-        self.loss = loss
-        self.recipe = recipe
-        self.real = real
-        self.latent_rng = latent_rng
-        self.device = device
-        self.amp = device.type in ("cuda", "cpu") and (amp if amp is not None else device.type == "cuda")
-        self.update = {"separate": self._separate, "joint": self._joint, "simultaneous": self._simultaneous}[
-            recipe.d_update
-        ]
+        self.nets = nets
+        self.G, self.D = nets.G, nets.D
+        self.G_forward = nets.G_forward or nets.G
+        self.D_forward = nets.D_forward or nets.D
+        self.optimizers = {"G": nets.g_optimizer, "D": nets.d_optimizer}
+        self.params = {
+            "G": [p for p in nets.G.parameters() if p.requires_grad],
+            "D": [p for p in nets.D.parameters() if p.requires_grad],
+        }
+        self.loss, self.recipe, self.real = loss, recipe, real
+        self.latent_rng, self.device, self.amp = latent_rng, device, amp
+        self.stats = stats
+        self.regularizer, self.penalty_rng = regularizer, penalty_rng
+        self.augment, self.ema = augment, ema
+        self.lazy_reg = regularizer is not None and recipe.reg_every > 1
+        self.iteration = 0  # iterations completed before the current one
+        # the images of the last D update, for the lazy regularisation phase
+        self.last_real: torch.Tensor | None = None
+        self.last_fake: torch.Tensor | None = None
+        self.phases = self._phases()
 
-    def __call__(self) -> torch.Tensor:
-        return self.update()
+    def __call__(self, iteration: int) -> None:
+        """Run iteration number ``iteration`` (0-based: the count of iterations already done)."""
+        self.iteration = iteration
+        for phase in self.phases:
+            if iteration % phase.every == 0:
+                self._run(phase)
 
-    # --- helpers -------------------------------------------------------------------------
-    def _autocast(self):
-        if self.amp:
-            return torch.autocast(self.device.type, dtype=torch.bfloat16)
-        return contextlib.nullcontext()
+    # --- the runner -----------------------------------------------------------------------
+    def _run(self, phase: Phase) -> None:
+        for net in phase.nets:
+            self.optimizers[net].zero_grad(set_to_none=True)
+        losses = phase.losses()
+        for i, net in enumerate(phase.nets):
+            # keep the shared graph alive for the next network's backward (simultaneous update)
+            losses[net].backward(inputs=self.params[net], retain_graph=i + 1 < len(phase.nets))
+        for net in phase.nets:
+            self.optimizers[net].step()
+            if net == "G" and self.ema is not None:
+                self.ema.update(self.iteration + 1)
 
+    def _phases(self) -> list[Phase]:
+        r = self.recipe
+        phases: list[Phase] = []
+        if r.d_update == "separate":
+            # one D update is two optimiser steps, one per half (the Keras CIFAR-10 tutorial)
+            for _ in range(r.d_steps):
+                phases += [Phase("D_real", ("D",), self._d_real_half), Phase("D_fake", ("D",), self._d_fake_half)]
+        else:
+            d_update, extra = (self._d_joint, r.d_steps) if r.d_update == "joint" else (self._d_both, r.d_steps - 1)
+            phases += [Phase("D", ("D",), d_update) for _ in range(extra)]
+        if r.d_update == "simultaneous":
+            phases.append(Phase("GD", ("G", "D"), self._gd_simultaneous))
+        else:
+            phases.append(Phase("G", ("G",), self._g_main))
+        if self.lazy_reg:  # last, on the images of the iteration's last D update (StyleGAN2's order)
+            phases.append(Phase("D_reg", ("D",), self._d_regularize, every=r.reg_every))
+        return phases
+
+    # --- the one path into D ---------------------------------------------------------------
+    def run_D(self, images: torch.Tensor, *, for_penalty: bool = False) -> torch.Tensor:
+        if self.augment is not None:
+            images = self.augment(images)
+        if for_penalty:
+            return self.D(images).float()
+        with autocast(self.device, self.amp):
+            return self.D_forward(images).float()  # losses in float32 whatever the autocast
+
+    # --- helpers ----------------------------------------------------------------------------
     def _latents(self, n: int) -> torch.Tensor:
         return torch.randn(n, self.recipe.latent_dim, generator=self.latent_rng, device=self.device)
 
-    def _d(self, images: torch.Tensor) -> torch.Tensor:
-        with self._autocast():
-            return self.D(images).float()  # losses in float32 whatever the autocast
-
     def _fakes_for_d(self, n: int) -> torch.Tensor:
         # D's half of the Keras loop: G is only evaluated (Keras' g_model.predict), no graph kept
-        with torch.no_grad(), self._autocast():
-            return self.G(self._latents(n)).float()
+        with torch.no_grad(), autocast(self.device, self.amp):
+            return self.G_forward(self._latents(n)).float()
 
-    def _accuracy(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        says = self.loss.says_real
-        return says(real_logits).float().mean(), (~says(fake_logits)).float().mean()
+    def _report_d(self, d_real=None, d_fake=None, real_logits=None, fake_logits=None) -> None:
+        if d_real is not None:
+            self.stats.add("d_loss_real", d_real)
+        if d_fake is not None:
+            self.stats.add("d_loss_fake", d_fake)
+        if self.loss.has_accuracy:
+            if real_logits is not None:
+                self.stats.add("d_acc_real", self.loss.says_real(real_logits).float().mean())
+            if fake_logits is not None:
+                self.stats.add("d_acc_fake", (~self.loss.says_real(fake_logits)).float().mean())
 
-    def _penalty(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor | int:
-        penalty = self.loss.d_penalty(self.D, real, fake)
-        return 0 if penalty is None else penalty
+    def _penalty(self, real: torch.Tensor, fake: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
+        """The regulariser's loss term, its statistic reported under its name."""
+        value = self.regularizer.value(lambda x: self.run_D(x, for_penalty=True), real, fake, self.penalty_rng)
+        self.stats.add(self.recipe.regularizer, value)
+        return value * (self.recipe.reg_weight * self.regularizer.factor * scale)
 
-    def _g_update(self) -> torch.Tensor:
-        """G on a full batch of latents against the "real" target; D frozen meanwhile."""
-        self.D.requires_grad_(False)  # no gradients for D's weights: they would be thrown away
-        self.g_opt.zero_grad(set_to_none=True)
-        with self._autocast():
-            fake = self.G(self._latents(self.recipe.batch_size))
-        g_loss = self.loss.g(self._d(fake))
-        g_loss.backward()
-        self.g_opt.step()
-        self.D.requires_grad_(True)
-        return g_loss.detach()
+    def _with_penalty(self, d_loss: torch.Tensor, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        """The penalty joins every D update when it is not lazy."""
+        self.last_real, self.last_fake = real, fake
+        if self.regularizer is None or self.lazy_reg:
+            return d_loss
+        return d_loss + self._penalty(real, fake)
 
-    # --- the three update modes -----------------------------------------------------------
-    def _separate(self) -> torch.Tensor:
-        """Keras CIFAR-10: a real half, one D step; a fake half, another D step; then G."""
+    # --- phases -------------------------------------------------------------------------------
+    def _d_real_half(self) -> dict[str, torch.Tensor]:
+        """Keras CIFAR-10, first D step: a real half-batch."""
+        self.last_real = self.real.next()
+        logits = self.run_D(self.last_real)
+        d_real = self.loss.d_real(logits)
+        self._report_d(d_real=d_real, real_logits=logits)
+        return {"D": d_real}
+
+    def _d_fake_half(self) -> dict[str, torch.Tensor]:
+        """Keras CIFAR-10, second D step: a fake half-batch (the penalty, if any, goes here)."""
+        fake = self._fakes_for_d(self.recipe.batch_size // 2)
+        logits = self.run_D(fake)
+        d_fake = self.loss.d_fake(logits)
+        self._report_d(d_fake=d_fake, fake_logits=logits)
+        return {"D": self._with_penalty(d_fake, self.last_real, fake)}
+
+    def _d_joint(self) -> dict[str, torch.Tensor]:
+        """Keras MNIST: real and fake halves stacked into one batch, one D step."""
         half = self.recipe.batch_size // 2
-        for _ in range(self.loss.d_steps):
-            real = self.real.next()
-            self.d_opt.zero_grad(set_to_none=True)
-            real_logits = self._d(real)
-            d_real = self.loss.d_real(real_logits)
-            d_real.backward()
-            self.d_opt.step()
-
-            fake = self._fakes_for_d(half)
-            self.d_opt.zero_grad(set_to_none=True)
-            fake_logits = self._d(fake)
-            d_fake = self.loss.d_fake(fake_logits)
-            (d_fake + self._penalty(real, fake)).backward()
-            self.d_opt.step()
-        g_loss = self._g_update()
-        return torch.stack([d_real.detach(), d_fake.detach(), g_loss, *self._accuracy(real_logits, fake_logits)])
-
-    def _joint(self) -> torch.Tensor:
-        """Keras MNIST: real and fake halves stacked into one batch, one D step; then G."""
-        half = self.recipe.batch_size // 2
-        for _ in range(self.loss.d_steps):
-            real = self.real.next()
-            fake = self._fakes_for_d(half)
-            self.d_opt.zero_grad(set_to_none=True)
-            logits = self._d(torch.cat([real, fake]))
-            real_logits, fake_logits = logits[:half], logits[half:]
-            d_real, d_fake = self.loss.d_real(real_logits), self.loss.d_fake(fake_logits)
-            # Keras averages over the stacked batch: the mean of the two halves' means
-            (0.5 * (d_real + d_fake) + self._penalty(real, fake)).backward()
-            self.d_opt.step()
-        g_loss = self._g_update()
-        return torch.stack([d_real.detach(), d_fake.detach(), g_loss, *self._accuracy(real_logits, fake_logits)])
-
-    def _simultaneous(self) -> torch.Tensor:
-        """TensorFlow tutorial: one forward pass; D and G gradients both taken from it."""
-        g_params = [p for p in self.G.parameters() if p.requires_grad]
-        d_params = [p for p in self.D.parameters() if p.requires_grad]
-        for _ in range(self.loss.d_steps - 1):  # extra critic steps (WGAN-style losses) come first
-            real = self.real.next()
-            fake = self._fakes_for_d(real.shape[0])
-            self.d_opt.zero_grad(set_to_none=True)
-            d_loss = self.loss.d_real(self._d(real)) + self.loss.d_fake(self._d(fake)) + self._penalty(real, fake)
-            d_loss.backward()
-            self.d_opt.step()
-
         real = self.real.next()
-        with self._autocast():
-            fake = self.G(self._latents(real.shape[0]))
-        real_logits, fake_logits = self._d(real), self._d(fake)
+        fake = self._fakes_for_d(half)
+        logits = self.run_D(torch.cat([real, fake]))
+        real_logits, fake_logits = logits[:half], logits[half:]
+        d_real, d_fake = self.loss.d_real(real_logits), self.loss.d_fake(fake_logits)
+        self._report_d(d_real, d_fake, real_logits, fake_logits)
+        # Keras averages over the stacked batch: the mean of the two halves' means
+        return {"D": self._with_penalty(0.5 * (d_real + d_fake), real, fake)}
+
+    def _d_both(self) -> dict[str, torch.Tensor]:
+        """A plain D update on a full real and a full fake batch (simultaneous mode's extra D steps)."""
+        real = self.real.next()
+        fake = self._fakes_for_d(real.shape[0])
+        real_logits, fake_logits = self.run_D(real), self.run_D(fake)
+        d_real, d_fake = self.loss.d_real(real_logits), self.loss.d_fake(fake_logits)
+        self._report_d(d_real, d_fake, real_logits, fake_logits)
+        return {"D": self._with_penalty(d_real + d_fake, real, fake)}
+
+    def _d_regularize(self) -> dict[str, torch.Tensor]:
+        """Lazy regularisation (StyleGAN2): the penalty alone, every reg_every iterations, times the interval."""
+        return {"D": self._penalty(self.last_real, self.last_fake, scale=self.recipe.reg_every)}
+
+    def _g_main(self) -> dict[str, torch.Tensor]:
+        """G on a full batch of latents against the "real" target."""
+        with autocast(self.device, self.amp):
+            fake = self.G_forward(self._latents(self.recipe.batch_size))
+        g_loss = self.loss.g(self.run_D(fake))
+        self.stats.add("g_loss", g_loss)
+        return {"G": g_loss}
+
+    def _gd_simultaneous(self) -> dict[str, torch.Tensor]:
+        """TensorFlow tutorial: one forward pass; D and G gradients both taken from it."""
+        real = self.real.next()
+        with autocast(self.device, self.amp):
+            fake = self.G_forward(self._latents(real.shape[0]))
+        real_logits, fake_logits = self.run_D(real), self.run_D(fake)
         d_real, d_fake = self.loss.d_real(real_logits), self.loss.d_fake(fake_logits)
         g_loss = self.loss.g(fake_logits)
-        d_loss = d_real + d_fake + self._penalty(real, fake.detach())
-        g_grads = torch.autograd.grad(g_loss, g_params, retain_graph=True)
-        d_grads = torch.autograd.grad(d_loss, d_params)
-        for params, grads in ((g_params, g_grads), (d_params, d_grads)):
-            for p, g in zip(params, grads):
-                p.grad = g
-        self.g_opt.step()
-        self.d_opt.step()
-        return torch.stack([d_real.detach(), d_fake.detach(), g_loss.detach(), *self._accuracy(real_logits, fake_logits)])
+        self._report_d(d_real, d_fake, real_logits, fake_logits)
+        self.stats.add("g_loss", g_loss)
+        d_loss = self._with_penalty(d_real + d_fake, real, fake.detach())
+        return {"G": g_loss, "D": d_loss}

@@ -46,3 +46,17 @@ class HingeLoss(GANLoss):
 
     def g(self, fake_logits: torch.Tensor) -> torch.Tensor:
         return -fake_logits.mean()
+
+
+@register_loss("wgan", description="Wasserstein critic (Arjovsky et al. 2017): D maximises D(real) - D(fake); pair with --reg gp")
+class WGANLoss(GANLoss):
+    has_accuracy = False  # a critic's outputs are unbounded scores, not real/fake verdicts
+
+    def d_real(self, logits: torch.Tensor) -> torch.Tensor:
+        return -logits.mean()
+
+    def d_fake(self, logits: torch.Tensor) -> torch.Tensor:
+        return logits.mean()
+
+    def g(self, fake_logits: torch.Tensor) -> torch.Tensor:
+        return -fake_logits.mean()
