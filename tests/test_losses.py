@@ -49,4 +49,13 @@ def test_every_loss_has_both_sides_and_gradients(name):
     total = loss.d_real(logits) + loss.d_fake(logits) + loss.g(logits)
     total.backward()
     assert logits.grad is not None and torch.isfinite(logits.grad).all()
-    assert loss.d_steps >= 1
+    assert isinstance(loss.has_accuracy, bool)
+
+
+def test_wgan_is_a_critic_without_accuracy():
+    loss = LOSSES.get("wgan").obj()
+    scores = torch.tensor([[3.0], [-1.0]])
+    assert torch.allclose(loss.d_real(scores), torch.tensor(-1.0))
+    assert torch.allclose(loss.d_fake(scores), torch.tensor(1.0))
+    assert torch.allclose(loss.g(scores), torch.tensor(-1.0))
+    assert loss.has_accuracy is False

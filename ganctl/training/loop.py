@@ -54,6 +54,20 @@ from ganctl.weights import save_generator
 RAW_GENERATOR = "generator-raw.safetensors"  # the non-averaged generator, beside an EMA run's files
 
 
+def make_adam(network: torch.nn.Module, recipe, lr: float, device: torch.device, lazy_interval: int = 1) -> torch.optim.Optimizer:
+    """Adam as the recipe says; for a regulariser applied lazily every N steps, StyleGAN2's adjustment.
+
+    A lazy penalty adds one optimiser step every N iterations; scaling the lr by r = N / (N + 1)
+    and raising the betas to the power r keeps the effective step size and the moments' memory
+    (in iterations) what they would be without it.
+    """
+    ratio = lazy_interval / (lazy_interval + 1) if lazy_interval > 1 else 1.0
+    return torch.optim.Adam(
+        network.parameters(), lr=lr * ratio, betas=(recipe.beta1**ratio, recipe.beta2**ratio), eps=recipe.adam_eps,
+        fused=(device.type == "cuda") or None,  # one kernel for the whole Adam update
+    )  # fmt: skip
+
+
 class TrainingInterrupted(GanctlError):
     exit_code = 130
 
@@ -188,11 +202,14 @@ class Trainer:
         layout = torch.channels_last if c.channels_last else torch.contiguous_format
         self.G = generator.to(self.device, memory_format=layout)
         self.D = discriminator.to(self.device, memory_format=layout)
-        self.g_opt = self._adam(self.G, r.g_lr)
-        self.d_opt = self._adam(self.D, r.d_lr, lazy_interval=r.reg_every if self.regularizer_class else 1)
+        self.g_opt = make_adam(self.G, r, r.g_lr, self.device)
+        self.d_opt = make_adam(self.D, r, r.d_lr, self.device, lazy_interval=r.reg_every if self.regularizer_class else 1)
         self.schedules = []
-        if r.lr_decay == "linear":  # to zero at the run's last step (which --epochs may move on resume)
-            decay = lambda done: max(0.0, 1.0 - done / self.total_steps)  # noqa: E731
+        if r.lr_decay == "linear":
+            # to zero at the end of the recipe's epochs (--epochs on resume moves it; --max-steps,
+            # a stop for smoke runs, does not)
+            planned = r.epochs * self.steps_per_epoch
+            decay = lambda done: max(0.0, 1.0 - done / planned)  # noqa: E731
             self.schedules = [torch.optim.lr_scheduler.LambdaLR(opt, decay) for opt in (self.g_opt, self.d_opt)]
 
         self.real = RealBatches(
@@ -238,20 +255,6 @@ class Trainer:
             self._restore()
         else:
             (self.run_dir / runs.METRICS).touch()
-
-    def _adam(self, network: torch.nn.Module, lr: float, lazy_interval: int = 1) -> torch.optim.Optimizer:
-        """Adam as the recipe says; for lazy regularisation every N steps, StyleGAN2's adjustment.
-
-        A lazy penalty makes N + 1 optimiser steps out of every N iterations' worth of D updates;
-        scaling lr by r = N / (N + 1) and raising the betas to the power r keeps the effective
-        step size and the moments' memory (in iterations) what they would be without it.
-        """
-        r = self.recipe
-        ratio = lazy_interval / (lazy_interval + 1) if lazy_interval > 1 else 1.0
-        return torch.optim.Adam(
-            network.parameters(), lr=lr * ratio, betas=(r.beta1**ratio, r.beta2**ratio), eps=r.adam_eps,
-            fused=(self.device.type == "cuda") or None,  # one kernel for the whole Adam update
-        )  # fmt: skip
 
     def _named_state(self) -> ckpt.NamedState:
         """Every stateful part of the run, by name: what a checkpoint saves and restores."""
