@@ -1,5 +1,7 @@
 """Kill a training with SIGKILL at random moments, many times: every resume succeeds, no
-checkpoint on disk is ever unreadable, and the final generator equals an uninterrupted run's."""
+checkpoint on disk is ever unreadable, and the final generator equals an uninterrupted run's:
+for a seed recipe, and with every ingredient of the rebuilt step on at once (EMA, lazy R1,
+5 D steps, DiffAugment, linear LR decay, spectral norm)."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import torch
 from safetensors import safe_open
 from typer.testing import CliRunner
@@ -21,31 +24,35 @@ from ganctl.training.checkpoint import list_checkpoints, load_checkpoint
 ARGS = ["--arch", "mnist-dcgan", "--dataset", "synthetic", "--limit", "256", "--batch-size", "16",
         "--max-steps", "48", "--checkpoint-every", "2", "--log-every", "4", "--sample-every", "1",
         "--seed", "5", "--quiet"]
+EVERYTHING = ["--ema-kimg", "0.1", "--reg", "r1", "--reg-every", "4", "--reg-weight", "1", "--d-steps", "5",
+              "--augment", "color,translation,cutout", "--lr-decay", "linear", "--spectral-norm", "d"]
 
 
-def launch(run: Path) -> subprocess.Popen:
+def launch(run: Path, args: list[str]) -> subprocess.Popen:
     resume = ["--resume"] if (run / "config.json").exists() else []
     return subprocess.Popen(
-        [sys.executable, "-m", "ganctl", "train", *ARGS, *resume, "--out", str(run)],
+        [sys.executable, "-m", "ganctl", "train", *args, *resume, "--out", str(run)],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=os.environ.copy(),
     )
 
 
-def generator_tensors(run: Path) -> dict[str, torch.Tensor]:
-    with safe_open(str(run / "generator.safetensors"), "pt") as f:
+def generator_tensors(run: Path, name: str) -> dict[str, torch.Tensor]:
+    with safe_open(str(run / name), "pt") as f:
         return {k: f.get_tensor(k) for k in f.keys()}
 
 
-def test_sigkill_at_random_moments_then_resume_is_bitwise_identical(tmp_path):
+@pytest.mark.parametrize("ingredients", [[], EVERYTHING], ids=["seed-recipe", "everything-on"])
+def test_sigkill_at_random_moments_then_resume_is_bitwise_identical(ingredients, tmp_path):
+    args = [*ARGS, *ingredients]
     straight = tmp_path / "straight"
-    result = CliRunner().invoke(app, ["train", *ARGS, "--out", str(straight)])
+    result = CliRunner().invoke(app, ["train", *args, "--out", str(straight)])
     assert result.exit_code == 0, result.stderr
 
     run = tmp_path / "killed"
     chance = random.Random(1234)
     kills = 0
     for attempt in range(40):
-        process = launch(run)
+        process = launch(run, args)
         if kills < 8:
             time.sleep(chance.uniform(0.5, 4.0))  # start-up, mid-step, mid-checkpoint: anywhere
             if process.poll() is None:
@@ -58,8 +65,9 @@ def test_sigkill_at_random_moments_then_resume_is_bitwise_identical(tmp_path):
         if process.returncode == 0:
             break
     assert kills >= 4, "the run finished before it could be interrupted often enough"
-    a, b = generator_tensors(straight), generator_tensors(run)
-    assert all(torch.equal(a[k], b[k]) for k in a)
+    for name in ("generator.safetensors", *(["generator-raw.safetensors"] if ingredients else [])):
+        a, b = generator_tensors(straight, name), generator_tensors(run, name)
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), name
 
 
 def test_ctrl_c_saves_a_checkpoint_and_exits_cleanly(tmp_path):
