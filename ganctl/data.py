@@ -19,11 +19,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ganctl.environment import cache_home, offline
 from ganctl.errors import GanctlError
 from ganctl.registry import DATASETS
 
 ENV_DATA_DIR = "GANCTL_DATA_DIR"
-ENV_OFFLINE = "GANCTL_OFFLINE"
 SPLITS = ("train", "test")
 FOLDER_PREFIX = "folder:"
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
@@ -48,13 +48,7 @@ def default_data_dir() -> Path:
     """$GANCTL_DATA_DIR, else $XDG_CACHE_HOME/ganctl/data, else ~/.cache/ganctl/data."""
     if explicit := os.environ.get(ENV_DATA_DIR):
         return Path(explicit).expanduser()
-    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(cache).expanduser() / "ganctl" / "data"
-
-
-def offline() -> bool:
-    """True when $GANCTL_OFFLINE forbids every download."""
-    return os.environ.get(ENV_OFFLINE, "").strip().lower() not in ("", "0", "false", "no")
+    return cache_home() / "data"
 
 
 def dataset_names() -> list[str]:

@@ -6,53 +6,26 @@ Plain dicts and small functions. Plugins fill them by decorating factories:
     def cifar_dcgan(image_size, channels, latent_dim):
         return Generator(...), Discriminator(...)
 
-Looking a name up loads the installed plugins first (once), so library users and the CLI
-see the same registry. Each entry remembers the plugin it came from, for ``ganctl list``
-and for error messages about duplicate names.
+Looking a name up first asks ``ganctl.plugins`` to load what is pending (the installed
+plugins, once), so library users and the CLI see the same registry. Each entry remembers the
+plugin it came from (``ganctl.plugins.source_for``), for ``ganctl list`` and for error
+messages about duplicate names.
 """
 
 from __future__ import annotations
 
-import contextlib
 import difflib
 import fnmatch
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+from ganctl import plugins
 from ganctl.errors import DuplicateNameError, GanctlError, UnknownNameError
+from ganctl.plugins import PluginSource, loading_from  # noqa: F401  (re-exported: where a name came from)
 from ganctl.recipe import Recipe
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class PluginSource:
-    """Where a registered name came from: an entry point of a distribution, or a file."""
-
-    plugin: str  # entry-point name, file path, or module name
-    distribution: str | None = None
-    version: str | None = None
-
-    def __str__(self) -> str:
-        if self.distribution:
-            return f"{self.distribution} {self.version or ''}".strip() + f" ({self.plugin})"
-        return self.plugin
-
-
-# Set by the plugin loader while a plugin module is being imported, so that the decorators
-# inside it know whom to credit. Outside loading, the decorated function's module is used.
-_loading_source: PluginSource | None = None
-
-
-@contextlib.contextmanager
-def loading_from(source: PluginSource) -> Iterator[None]:
-    global _loading_source
-    previous, _loading_source = _loading_source, source
-    try:
-        yield
-    finally:
-        _loading_source = previous
 
 
 @dataclass(frozen=True)
@@ -83,19 +56,19 @@ class Registry(Generic[T]):
         self._entries.pop(name, None)
 
     def get(self, name: str) -> Entry[T]:
-        _ensure_plugins_loaded()
+        plugins.ensure_loaded()
         try:
             return self._entries[name]
         except KeyError:
             raise UnknownNameError(self._unknown_message(name)) from None
 
     def __contains__(self, name: object) -> bool:
-        _ensure_plugins_loaded()
+        plugins.ensure_loaded()
         return name in self._entries
 
     def names(self, pattern: str = "*") -> list[str]:
         """Sorted names matching a shell-style wildcard (``"*dcgan"``)."""
-        _ensure_plugins_loaded()
+        plugins.ensure_loaded()
         return sorted(n for n in self._entries if fnmatch.fnmatchcase(n, pattern))
 
     def entries(self, pattern: str = "*") -> list[Entry[T]]:
@@ -176,7 +149,7 @@ DATASETS: Registry[Any] = Registry("dataset")
 
 
 def _source_for(obj: Any) -> PluginSource:
-    return _loading_source or PluginSource(getattr(obj, "__module__", "?"))
+    return plugins.source_for(obj)
 
 
 def register_architecture(
@@ -225,14 +198,3 @@ def register_dataset(name: str, *, description: str) -> Callable[[T], T]:
 
     return decorate
 
-
-_plugins_loaded = False
-
-
-def _ensure_plugins_loaded() -> None:
-    global _plugins_loaded
-    if not _plugins_loaded:
-        _plugins_loaded = True
-        from ganctl.plugins import load_plugins
-
-        load_plugins()
