@@ -96,6 +96,8 @@ class Architecture:
     ``factory(image_size, channels, latent_dim)`` returns ``(generator, discriminator)``.
     The generator maps ``(N, latent_dim)`` to ``(N, channels, image_size, image_size)`` in
     ``recipe.pixel_range``; the discriminator maps such images to ``(N, 1)`` logits.
+    ``generator_factory``, when given, builds the generator alone (same arguments), for
+    ``sample`` and the other commands that never need D.
     """
 
     name: str
@@ -105,6 +107,7 @@ class Architecture:
     image_sizes: tuple[int, ...]  # sizes this architecture is known to build at
     channels: tuple[int, ...] = (1, 3)
     size_rule: str = ""  # said to the user when a size is refused ("4·2^k or 7·2^k, k ≥ 2")
+    generator_factory: Callable[..., Any] | None = None
 
     def check(self, image_size: int, channels: int, latent_dim: int) -> None:
         if image_size not in self.image_sizes:
@@ -142,6 +145,18 @@ class Architecture:
         initialise(discriminator, self.recipe.init)
         return generator, discriminator
 
+    def build_generator(
+        self, image_size: int | None = None, channels: int | None = None, latent_dim: int | None = None
+    ) -> Any:
+        """Build the generator alone, initialised as the recipe says (D too only if the plugin gave no way around it)."""
+        args = self.arch_args(image_size, channels, latent_dim)
+        self.check(**args)
+        generator = self.generator_factory(**args) if self.generator_factory else self.factory(**args)[0]
+        from ganctl.nn_init import initialise
+
+        initialise(generator, self.recipe.init)
+        return generator
+
 
 ARCHITECTURES: Registry[Architecture] = Registry("architecture")
 LOSSES: Registry[Any] = Registry("loss")
@@ -160,8 +175,13 @@ def register_architecture(
     image_sizes: Sequence[int] | None = None,
     channels: Sequence[int] = (1, 3),
     size_rule: str = "",
+    generator_factory: Callable[..., Any] | None = None,
 ) -> Callable[[Callable[..., tuple[Any, Any]]], Callable[..., tuple[Any, Any]]]:
-    """Register ``factory(image_size, channels, latent_dim) -> (G, D)`` under ``name``."""
+    """Register ``factory(image_size, channels, latent_dim) -> (G, D)`` under ``name``.
+
+    ``generator_factory(image_size, channels, latent_dim) -> G`` is optional: it lets
+    ``Architecture.build_generator`` skip building a discriminator only to throw it away.
+    """
 
     def decorate(factory: Callable[..., tuple[Any, Any]]) -> Callable[..., tuple[Any, Any]]:
         arch = Architecture(
@@ -172,6 +192,7 @@ def register_architecture(
             image_sizes=tuple(image_sizes or (recipe.image_size,)),
             channels=tuple(channels),
             size_rule=size_rule,
+            generator_factory=generator_factory,
         )
         ARCHITECTURES.add(name, arch, description, _source_for(factory))
         return factory

@@ -109,7 +109,7 @@ def load_generator(path: Path, device: str | torch.device = "cpu") -> tuple[torc
         arch.check(**info.arch_args)
     except GanctlError as exc:
         raise GanctlError(f"{path} cannot be loaded: {exc}") from None
-    generator, _ = arch.build(**info.arch_args)
+    generator = arch.build_generator(**info.arch_args)
     tensors = _open(path, lambda f: {k: f.get_tensor(k) for k in f.keys()})
     try:
         generator.load_state_dict(tensors, strict=True)
