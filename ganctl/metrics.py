@@ -739,7 +739,7 @@ def generated_batches(
     import torch
 
     from ganctl.images import save_png, to_pil
-    from ganctl.sampling import individual_names
+    from ganctl.images import individual_names
 
     low, high = float(pixel_range[0]), float(pixel_range[1])
     names = individual_names(len(latents)) if save_to is not None else []
@@ -773,7 +773,7 @@ def generated_features(
     """Features of ``n`` images from ``generator`` (z ~ N(0, I) drawn on the CPU from ``seed``)."""
     import torch
 
-    from ganctl.sampling import random_latents
+    from ganctl.latents import random_latents
 
     device = torch.device(device)
     latents = random_latents(n, latent_dim, seed)

@@ -121,6 +121,15 @@ def load_generator(path: Path, device: str | torch.device = "cpu") -> tuple[torc
     return generator.to(device).eval(), info
 
 
+def load_requested_generator(weights: Path | None, device: str | torch.device) -> tuple[torch.nn.Module, GeneratorInfo, Path]:
+    """``(generator in eval mode, its info, its file)`` for ``--weights`` (a file, a run folder, or None: the latest run)."""
+    from ganctl.runs import find_generator
+
+    path = find_generator(weights)
+    generator, info = load_generator(path, device)
+    return generator, info, path
+
+
 _KNOWN_KEYS = {
     "format", "format_version", "architecture", "arch_args", "latent_dim",
     "image_shape", "pixel_range", "latent_distribution", "ganctl_version",

@@ -57,10 +57,12 @@ def eval_command(
     Also: ganctl eval --real folder:real/ --fake folder:fake/ ; ganctl eval --real cifar10 --fake cifar10 --fake-split test --n 10000
     """
     _check_options(weights, fake, n, real_n, image_size, channels, fid, kid, inception_score, allow_small_n, fid_method, batch_size, save_images)
-    from ganctl import metrics, sampling
+    from ganctl import metrics, outputs
+    from ganctl.images import individual_names
+    from ganctl.weights import load_requested_generator
 
     if out_file is not None:  # exists (without --force), a folder, or unwritable: before minutes of work
-        sampling.check_output_file(out_file, force)
+        outputs.check_output_file(out_file, force)
     from ganctl.device import resolve_device
 
     torch_device = resolve_device(device)
@@ -68,7 +70,7 @@ def eval_command(
     progress = metrics.no_progress if quiet or not err.is_terminal else _rich_progress
     generator = info = source = None
     if fake is None:
-        generator, info, source = sampling.load(weights, torch_device)
+        generator, info, source = load_requested_generator(weights, torch_device)
         channels_, size_ = info.image_shape[0], info.image_shape[1]
         if image_size not in (None, size_) or channels not in (None, channels_):
             raise GanctlError(f"the generator makes {size_}×{size_}×{channels_} images; --image-size/--channels cannot change that")
@@ -97,8 +99,8 @@ def eval_command(
     if generator is not None:
         count = n if n is not None else reference.n  # as many as the reference by default
         if save_images is not None:
-            sampling.check_output_folder(save_images, sampling.individual_names(count), force)
-            sampling.make_folder(save_images)
+            outputs.check_output_folder(save_images, individual_names(count), force)
+            outputs.make_folder(save_images)
         side = metrics.generated_features(
             generator, info.pixel_range, info.latent_dim, weights=inception_weights, n=count, device=torch_device,
             batch_size=batch_size, seed=seed, logits=inception_score, save_images=save_images, compile=compile,
