@@ -17,7 +17,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 # Options that several commands share, declared once so they read and behave alike.
 OUTPUT_PANEL, DEVICE_PANEL = "Output", "Device"
 ForceOption = Annotated[bool, typer.Option("--force", "-f", help="Overwrite existing output files.", rich_help_panel=OUTPUT_PANEL)]
-QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing when all goes well.", rich_help_panel=OUTPUT_PANEL)]
+QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No notes, progress bars or 'Wrote ...' lines (eval still prints its result).", rich_help_panel=OUTPUT_PANEL)]
 ScaleOption = Annotated[int, typer.Option(help="Enlarge K times, nearest neighbour (crisp pixels).", metavar="K", rich_help_panel=OUTPUT_PANEL)]
 DeviceOption = Annotated[str, typer.Option(help="auto | cpu | cuda | mps (auto: CUDA, then MPS, then CPU).", rich_help_panel=DEVICE_PANEL)]
 AmpOption = Annotated[Optional[bool], typer.Option("--amp/--no-amp", help="bf16 autocast (default: on for CUDA, off for the CPU).", rich_help_panel=DEVICE_PANEL)]
