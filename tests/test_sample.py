@@ -413,3 +413,12 @@ def test_bf16_autocast_works_on_the_cpu_too(mnist, tmp_path):
     result = invoke("sample", "--weights", mnist, "--n", 2, "--amp", "--device", "cpu", "--out", tmp_path / "amp.png")
     assert result.exit_code == 0, result.stderr
     assert Image.open(tmp_path / "amp.png").mode == "L"
+
+
+def test_a_generator_file_knows_its_runs_training_dataset(tmp_path):
+    run = tmp_path / "run"
+    (run / runs.SNAPSHOTS).mkdir(parents=True)
+    (run / runs.CONFIG).write_text(json.dumps({"recipe": {"dataset": "fashion-mnist"}}))
+    assert runs.training_dataset(run / runs.FINAL_GENERATOR) == "fashion-mnist"
+    assert runs.training_dataset(run / runs.SNAPSHOTS / "generator-epoch-0001.safetensors") == "fashion-mnist"
+    assert runs.training_dataset(tmp_path / "loose.safetensors") is None
