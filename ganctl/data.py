@@ -19,11 +19,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ganctl.environment import cache_home, offline
 from ganctl.errors import GanctlError
 from ganctl.registry import DATASETS
 
 ENV_DATA_DIR = "GANCTL_DATA_DIR"
-ENV_OFFLINE = "GANCTL_OFFLINE"
 SPLITS = ("train", "test")
 FOLDER_PREFIX = "folder:"
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
@@ -48,13 +48,7 @@ def default_data_dir() -> Path:
     """$GANCTL_DATA_DIR, else $XDG_CACHE_HOME/ganctl/data, else ~/.cache/ganctl/data."""
     if explicit := os.environ.get(ENV_DATA_DIR):
         return Path(explicit).expanduser()
-    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(cache).expanduser() / "ganctl" / "data"
-
-
-def offline() -> bool:
-    """True when $GANCTL_OFFLINE forbids every download."""
-    return os.environ.get(ENV_OFFLINE, "").strip().lower() not in ("", "0", "false", "no")
+    return cache_home() / "data"
 
 
 def dataset_names() -> list[str]:
@@ -85,6 +79,18 @@ def load_images(
         path = Path(dataset[len(FOLDER_PREFIX) :]).expanduser()
         return torch.from_numpy(load_folder(path, image_size, channels, limit=limit, log=log))
 
+    images = _load_native(dataset, data_dir, split, download, image_size, channels)
+    return torch.from_numpy(convert(images[:limit], image_size, channels))
+
+
+def native_format(dataset: str, *, data_dir: Path | None, split: str = "train", download: bool = True) -> tuple[int, int]:
+    """``(size, channels)`` a registered dataset's images come in (size: the shorter side)."""
+    images = _load_native(dataset, data_dir, split, download, image_size=32, channels=3)  # size, channels: hints only
+    return min(images.shape[1:3]), images.shape[3]
+
+
+def _load_native(dataset: str, data_dir: Path | None, split: str, download: bool, image_size: int, channels: int) -> np.ndarray:
+    """A registered dataset's loader, asked and checked: uint8 NHWC at its native size."""
     loader = DATASETS.get(dataset).obj
     request = DatasetRequest(
         root=Path(data_dir).expanduser() if data_dir is not None else default_data_dir(),
@@ -95,7 +101,14 @@ def load_images(
     )
     images = loader(request)
     _check_loader_output(dataset, images)
-    return torch.from_numpy(convert(images[:limit], image_size, channels))
+    return images
+
+
+def image_source(value: str) -> str:
+    """``folder:PATH`` and registered names as they are; an existing folder becomes ``folder:PATH``."""
+    if value.startswith(FOLDER_PREFIX) or value in DATASETS or not Path(value).expanduser().is_dir():
+        return value
+    return f"{FOLDER_PREFIX}{value}"
 
 
 def _check_request(split: str, image_size: int, channels: int, limit: int | None) -> None:
@@ -197,6 +210,20 @@ def load_folder(
 def image_files(path: Path) -> list[Path]:
     """Image files under ``path`` by suffix (any case), sorted for determinism."""
     return sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+
+def first_image_size(path: Path) -> int | None:
+    """The shorter side of the first image file under ``path``; None when there is none or it cannot be read."""
+    from PIL import Image
+
+    files = image_files(path) if path.is_dir() else []
+    if not files:
+        return None
+    try:
+        with Image.open(files[0]) as image:
+            return min(image.size)
+    except OSError:
+        return None
 
 
 def _read_square(file: Path, size: int, mode: str) -> np.ndarray:

@@ -1,12 +1,13 @@
-"""Turning generator output into pictures: pixel ranges, grids, PNG and animations.
+"""Turning generator output into pictures: pixel ranges, grids, PNG files and animations.
 
-Used by the trainer (sample grids, ``progress.gif``) and by ``sample`` / ``latent-walk``.
+Used by the trainer (sample grids, ``progress.gif``), by ``sample``, ``latent-walk`` and
+``latent-arith``, and by ``eval --save-images``.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import torch
@@ -48,6 +49,44 @@ def to_pil(image: torch.Tensor, scale: int = 1) -> Image.Image:
     return pil
 
 
+def grid_picture(batches: Iterable[torch.Tensor], nrow: int | None, padding: int, scale: int) -> Image.Image:
+    """All images of ``batches`` in one grid picture, ``nrow`` per row (default ⌈√n⌉)."""
+    return to_pil(grid(torch.cat(list(batches)), nrow=nrow, padding=padding), scale=scale)
+
+
+def walk_grid(frames: torch.Tensor, padding: int, scale: int) -> Image.Image:
+    """uint8 ``(R, F, C, H, W)`` as one picture: one walk per row, its frames left to right."""
+    return to_pil(grid(frames.flatten(0, 1), nrow=frames.shape[1], padding=padding), scale=scale)
+
+
+def walk_animation(frames: torch.Tensor, padding: int, scale: int) -> list[Image.Image]:
+    """uint8 ``(R, F, C, H, W)`` as F animation frames, each the R walks' images at that step, stacked."""
+    return [to_pil(grid(frames[:, f], nrow=1, padding=padding), scale=scale) for f in range(frames.shape[1])]
+
+
+def individual_names(n: int) -> list[str]:
+    """``000000.png``, ``000001.png``...: six digits, more when ``n`` needs them, so names sort."""
+    digits = max(6, len(str(n - 1)))
+    return [f"{i:0{digits}d}.png" for i in range(n)]
+
+
+def save_each(batches: Iterable[torch.Tensor], folder: Path, names: Sequence[str], scale: int = 1) -> Iterator[torch.Tensor]:
+    """Pass each uint8 batch on after writing each of its images to its own PNG (``names`` in order)."""
+    written = 0
+    for batch in batches:
+        for image in batch:
+            # no fsync per file: 50,000 of them would take minutes; a rename still never
+            # leaves a torn PNG behind if the run is stopped
+            save_png(to_pil(image.cpu(), scale=scale), Path(folder) / names[written], durable=False)
+            written += 1
+        yield batch
+
+
+def write_individual(batches: Iterable[torch.Tensor], folder: Path, names: Sequence[str], scale: int = 1) -> int:
+    """Write each image of each batch to its own PNG as the batch arrives; return how many."""
+    return sum(len(batch) for batch in save_each(batches, folder, names, scale))
+
+
 def save_png(image: Image.Image, path: Path, durable: bool = True) -> None:
     """Write a PNG atomically (``durable=False``: without fsync, see ``atomic_write_bytes``)."""
     import io
@@ -74,3 +113,17 @@ def save_animation(frames: Sequence[Image.Image], path: Path, fps: float = 4.0, 
         **({"lossless": True} if fmt == "WEBP" else {}),
     )
     atomic_write_bytes(path, buffer.getvalue())
+
+
+def save_animation_of_files(paths: Sequence[Path], target: Path, fps: float = 4.0) -> None:
+    """An animation (by ``target``'s extension) of image files, each opened and closed in turn.
+
+    For ``progress.gif``: built once from the sample PNGs at the end of a run, instead of
+    again at every sample (which costs the square of the run's length).
+    """
+    frames = []
+    for path in paths:
+        with Image.open(path) as image:
+            frames.append(image.convert("RGB"))
+    if frames:
+        save_animation(frames, target, fps=fps)

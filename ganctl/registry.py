@@ -6,53 +6,26 @@ Plain dicts and small functions. Plugins fill them by decorating factories:
     def cifar_dcgan(image_size, channels, latent_dim):
         return Generator(...), Discriminator(...)
 
-Looking a name up loads the installed plugins first (once), so library users and the CLI
-see the same registry. Each entry remembers the plugin it came from, for ``ganctl list``
-and for error messages about duplicate names.
+Looking a name up first asks ``ganctl.plugins`` to load what is pending (the installed
+plugins, once), so library users and the CLI see the same registry. Each entry remembers the
+plugin it came from (``ganctl.plugins.source_for``), for ``ganctl list`` and for error
+messages about duplicate names.
 """
 
 from __future__ import annotations
 
-import contextlib
 import difflib
 import fnmatch
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+from ganctl import plugins
 from ganctl.errors import DuplicateNameError, GanctlError, UnknownNameError
+from ganctl.plugins import PluginSource, loading_from  # noqa: F401  (re-exported: where a name came from)
 from ganctl.recipe import Recipe
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class PluginSource:
-    """Where a registered name came from: an entry point of a distribution, or a file."""
-
-    plugin: str  # entry-point name, file path, or module name
-    distribution: str | None = None
-    version: str | None = None
-
-    def __str__(self) -> str:
-        if self.distribution:
-            return f"{self.distribution} {self.version or ''}".strip() + f" ({self.plugin})"
-        return self.plugin
-
-
-# Set by the plugin loader while a plugin module is being imported, so that the decorators
-# inside it know whom to credit. Outside loading, the decorated function's module is used.
-_loading_source: PluginSource | None = None
-
-
-@contextlib.contextmanager
-def loading_from(source: PluginSource) -> Iterator[None]:
-    global _loading_source
-    previous, _loading_source = _loading_source, source
-    try:
-        yield
-    finally:
-        _loading_source = previous
 
 
 @dataclass(frozen=True)
@@ -83,19 +56,19 @@ class Registry(Generic[T]):
         self._entries.pop(name, None)
 
     def get(self, name: str) -> Entry[T]:
-        _ensure_plugins_loaded()
+        plugins.ensure_loaded()
         try:
             return self._entries[name]
         except KeyError:
             raise UnknownNameError(self._unknown_message(name)) from None
 
     def __contains__(self, name: object) -> bool:
-        _ensure_plugins_loaded()
+        plugins.ensure_loaded()
         return name in self._entries
 
     def names(self, pattern: str = "*") -> list[str]:
         """Sorted names matching a shell-style wildcard (``"*dcgan"``)."""
-        _ensure_plugins_loaded()
+        plugins.ensure_loaded()
         return sorted(n for n in self._entries if fnmatch.fnmatchcase(n, pattern))
 
     def entries(self, pattern: str = "*") -> list[Entry[T]]:
@@ -123,6 +96,8 @@ class Architecture:
     ``factory(image_size, channels, latent_dim)`` returns ``(generator, discriminator)``.
     The generator maps ``(N, latent_dim)`` to ``(N, channels, image_size, image_size)`` in
     ``recipe.pixel_range``; the discriminator maps such images to ``(N, 1)`` logits.
+    ``generator_factory``, when given, builds the generator alone (same arguments), for
+    ``sample`` and the other commands that never need D.
     """
 
     name: str
@@ -132,6 +107,7 @@ class Architecture:
     image_sizes: tuple[int, ...]  # sizes this architecture is known to build at
     channels: tuple[int, ...] = (1, 3)
     size_rule: str = ""  # said to the user when a size is refused ("4·2^k or 7·2^k, k ≥ 2")
+    generator_factory: Callable[..., Any] | None = None
 
     def check(self, image_size: int, channels: int, latent_dim: int) -> None:
         if image_size not in self.image_sizes:
@@ -169,6 +145,18 @@ class Architecture:
         initialise(discriminator, self.recipe.init)
         return generator, discriminator
 
+    def build_generator(
+        self, image_size: int | None = None, channels: int | None = None, latent_dim: int | None = None
+    ) -> Any:
+        """Build the generator alone, initialised as the recipe says (D too only if the plugin gave no way around it)."""
+        args = self.arch_args(image_size, channels, latent_dim)
+        self.check(**args)
+        generator = self.generator_factory(**args) if self.generator_factory else self.factory(**args)[0]
+        from ganctl.nn_init import initialise
+
+        initialise(generator, self.recipe.init)
+        return generator
+
 
 ARCHITECTURES: Registry[Architecture] = Registry("architecture")
 LOSSES: Registry[Any] = Registry("loss")
@@ -177,7 +165,7 @@ DATASETS: Registry[Any] = Registry("dataset")
 
 
 def _source_for(obj: Any) -> PluginSource:
-    return _loading_source or PluginSource(getattr(obj, "__module__", "?"))
+    return plugins.source_for(obj)
 
 
 def register_architecture(
@@ -188,8 +176,13 @@ def register_architecture(
     image_sizes: Sequence[int] | None = None,
     channels: Sequence[int] = (1, 3),
     size_rule: str = "",
+    generator_factory: Callable[..., Any] | None = None,
 ) -> Callable[[Callable[..., tuple[Any, Any]]], Callable[..., tuple[Any, Any]]]:
-    """Register ``factory(image_size, channels, latent_dim) -> (G, D)`` under ``name``."""
+    """Register ``factory(image_size, channels, latent_dim) -> (G, D)`` under ``name``.
+
+    ``generator_factory(image_size, channels, latent_dim) -> G`` is optional: it lets
+    ``Architecture.build_generator`` skip building a discriminator only to throw it away.
+    """
 
     def decorate(factory: Callable[..., tuple[Any, Any]]) -> Callable[..., tuple[Any, Any]]:
         arch = Architecture(
@@ -200,6 +193,7 @@ def register_architecture(
             image_sizes=tuple(image_sizes or (recipe.image_size,)),
             channels=tuple(channels),
             size_rule=size_rule,
+            generator_factory=generator_factory,
         )
         ARCHITECTURES.add(name, arch, description, _source_for(factory))
         return factory
@@ -236,14 +230,3 @@ def register_dataset(name: str, *, description: str) -> Callable[[T], T]:
 
     return decorate
 
-
-_plugins_loaded = False
-
-
-def _ensure_plugins_loaded() -> None:
-    global _plugins_loaded
-    if not _plugins_loaded:
-        _plugins_loaded = True
-        from ganctl.plugins import load_plugins
-
-        load_plugins()

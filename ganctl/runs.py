@@ -7,6 +7,7 @@ its generator without being told.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
@@ -52,8 +53,18 @@ def latest_run() -> Path | None:
     return path if path.is_dir() else None
 
 
-def is_run_dir(path: Path) -> bool:
-    return (Path(path) / CONFIG).is_file()
+def training_dataset(generator_file: Path) -> str | None:
+    """The dataset named in the ``config.json`` of the run a generator file belongs to
+    (the file's folder, or the one above for a snapshot); None when there is no readable one."""
+    generator_file = Path(generator_file)
+    for folder in (generator_file.parent, generator_file.parent.parent):
+        config = folder / CONFIG
+        if config.is_file():
+            try:
+                return json.loads(config.read_text())["recipe"]["dataset"]
+            except (OSError, ValueError, KeyError, TypeError):
+                return None
+    return None
 
 
 def find_generator(weights: Path | None) -> Path:

@@ -109,7 +109,7 @@ def load_generator(path: Path, device: str | torch.device = "cpu") -> tuple[torc
         arch.check(**info.arch_args)
     except GanctlError as exc:
         raise GanctlError(f"{path} cannot be loaded: {exc}") from None
-    generator, _ = arch.build(**info.arch_args)
+    generator = arch.build_generator(**info.arch_args)
     tensors = _open(path, lambda f: {k: f.get_tensor(k) for k in f.keys()})
     try:
         generator.load_state_dict(tensors, strict=True)
@@ -119,6 +119,15 @@ def load_generator(path: Path, device: str | torch.device = "cpu") -> tuple[torc
             f"{path}'s tensors do not fit architecture '{info.architecture}' {info.arch_args}: {first}"
         ) from None
     return generator.to(device).eval(), info
+
+
+def load_requested_generator(weights: Path | None, device: str | torch.device) -> tuple[torch.nn.Module, GeneratorInfo, Path]:
+    """``(generator in eval mode, its info, its file)`` for ``--weights`` (a file, a run folder, or None: the latest run)."""
+    from ganctl.runs import find_generator
+
+    path = find_generator(weights)
+    generator, info = load_generator(path, device)
+    return generator, info, path
 
 
 _KNOWN_KEYS = {

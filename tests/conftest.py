@@ -33,22 +33,16 @@ def fresh_plugins(monkeypatch):
     Python caches imported modules, so the built-ins do not register again inside it: tests
     that use it register what they need through fake plugins.
     """
-    saved = {r: dict(r._entries) for r in (registry.ARCHITECTURES, registry.LOSSES, registry.DATASETS)}
-    saved_state = (list(plugins.loaded), list(plugins.failures), list(plugins._requested_files), set(plugins._loaded_files))
-    for r in saved:
+    plugins.ensure_loaded()  # the real plugins first, so that what is restored afterwards is complete
+    registries = [r for r in vars(registry).values() if isinstance(r, registry.Registry)]
+    saved = {r: dict(r._entries) for r in registries}
+    for r in registries:
         r._entries.clear()
-    plugins.loaded.clear()
-    plugins.failures.clear()
-    plugins._requested_files.clear()
-    plugins._loaded_files.clear()
-    monkeypatch.setattr(registry, "_plugins_loaded", False)
+    monkeypatch.setattr(plugins, "state", plugins.PluginState())
     yield
     for r, entries in saved.items():
         r._entries.clear()
         r._entries.update(entries)
-    plugins.loaded[:], plugins.failures[:], plugins._requested_files[:] = saved_state[0], saved_state[1], saved_state[2]
-    plugins._loaded_files.clear()
-    plugins._loaded_files.update(saved_state[3])
 
 
 def make_distribution(root, name: str, version: str, entry_points: dict[str, str], modules: dict[str, str]):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -73,3 +75,28 @@ def test_dcgan_initialisation_is_normal_002():
     assert abs(conv.weight.std().item() - 0.02) < 0.002
     bn = discriminator[3]
     assert abs(bn.weight.mean().item() - 1.0) < 0.01 and torch.count_nonzero(bn.bias) == 0
+
+
+@pytest.mark.parametrize("name", ARCHS)
+def test_the_generator_alone_is_the_generator_of_the_pair(name):
+    arch = ARCHITECTURES.get(name).obj
+    generator, _ = arch.build()
+    assert arch.generator_factory is not None, f"{name} builds a discriminator to load a generator"
+    alone = dataclasses.replace(arch, factory=None).build_generator()  # the pair's factory is never called
+    assert {k: v.shape for k, v in alone.state_dict().items()} == {k: v.shape for k, v in generator.state_dict().items()}
+
+
+def test_a_plugin_without_generator_factory_still_builds_its_generator(fresh_plugins):
+    from torch import nn
+
+    from ganctl import Recipe, register_architecture
+
+    built = []
+
+    @register_architecture("pair-only", recipe=Recipe(image_size=8, channels=1, latent_dim=4), description="G and D together")
+    def pair(image_size, channels, latent_dim):
+        built.append("both")
+        return nn.Sequential(nn.Linear(latent_dim, 64), nn.Unflatten(1, (1, 8, 8))), nn.Sequential(nn.Flatten(), nn.Linear(64, 1))
+
+    generator = ARCHITECTURES.get("pair-only").obj.build_generator()
+    assert generator(torch.zeros(2, 4)).shape == (2, 1, 8, 8) and built == ["both"]

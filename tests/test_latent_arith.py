@@ -10,7 +10,8 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
-from ganctl import sampling
+from ganctl import latent_arithmetic, sampling
+from ganctl.latents import read_latents
 from ganctl.cli import app
 from ganctl.errors import GanctlError
 from ganctl.registry import ARCHITECTURES
@@ -37,31 +38,31 @@ def arith(*args: str):
 
 
 def test_concepts_and_expressions_are_parsed():
-    assert sampling.parse_concept("smiling_woman=3, 17,42") == ("smiling_woman", [3, 17, 42])
-    assert sampling.parse_expression("a - b + 0.5*c", "abc") == [(1.0, "a"), (-1.0, "b"), (0.5, "c")]
-    assert sampling.parse_expression(" -2 * a+b ", "ab") == [(-2.0, "a"), (1.0, "b")]
+    assert latent_arithmetic.parse_concept("smiling_woman=3, 17,42") == ("smiling_woman", [3, 17, 42])
+    assert latent_arithmetic.parse_expression("a - b + 0.5*c", "abc") == [(1.0, "a"), (-1.0, "b"), (0.5, "c")]
+    assert latent_arithmetic.parse_expression(" -2 * a+b ", "ab") == [(-2.0, "a"), (1.0, "b")]
 
 
 @pytest.mark.parametrize("spec", ["a", "=1,2", "a b=1", "a=", "a=1,x"])
 def test_malformed_concepts_are_refused(spec):
     with pytest.raises(GanctlError, match="--concept"):
-        sampling.parse_concept(spec)
+        latent_arithmetic.parse_concept(spec)
 
 
 @pytest.mark.parametrize("expression, fragment", [("a b", "joined by"), ("a +", "joined by"), ("a - d", "'d'"), ("", "empty"), ("a * b", "joined by")])
 def test_malformed_expressions_are_refused(expression, fragment):
     with pytest.raises(GanctlError, match=fragment):
-        sampling.parse_expression(expression, "abc")
+        latent_arithmetic.parse_expression(expression, "abc")
 
 
 def test_means_and_their_combination():
     z = torch.arange(24, dtype=torch.float32).reshape(6, 4)
-    means = sampling.concept_means(z, {"a": [0, 1, 2], "b": [3], "c": [4, 5]})
+    means = latent_arithmetic.concept_means(z, {"a": [0, 1, 2], "b": [3], "c": [4, 5]})
     torch.testing.assert_close(means["a"], z[:3].mean(0))
-    result = sampling.combine(means, [(1.0, "a"), (-1.0, "b"), (0.5, "c")])
+    result = latent_arithmetic.combine(means, [(1.0, "a"), (-1.0, "b"), (0.5, "c")])
     torch.testing.assert_close(result, z[:3].mean(0) - z[3] + 0.5 * z[4:].mean(0))
     with pytest.raises(GanctlError, match="index 6 is outside"):
-        sampling.concept_means(z, {"a": [0, 6]})
+        latent_arithmetic.concept_means(z, {"a": [0, 6]})
 
 
 def test_the_picture_and_the_saved_result(files, tmp_path):
@@ -93,7 +94,7 @@ def test_no_noise_repeats_the_result(files, tmp_path):
     result = arith("--weights", str(weights), "--z-file", str(z_file), "--concept", "a=0,1", "--expr", "2*a",
                    "--variations", "2", "--noise", "0", "--out", str(tmp_path / "a.png"), "--save-z", str(saved), "-q")  # fmt: skip
     assert result.exit_code == 0, result.stderr
-    latents = sampling.read_latents(saved, 100)
+    latents = read_latents(saved, 100)
     assert latents.shape == (3, 100) and torch.equal(latents[0], latents[1]) and torch.equal(latents[0], latents[2])
 
 

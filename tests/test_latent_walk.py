@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from ganctl import sampling
+from ganctl import interpolation
 from tests.test_sample import assert_one_line_error, corrupt_files, invoke, make_generator
 
 TILE = 28 + 2  # mnist-dcgan's 28 px plus 2 px padding
@@ -27,7 +27,7 @@ def mnist(tmp_path_factory) -> Path:
 def test_slerp_hits_both_endpoints_exactly_and_keeps_the_norm():
     a, b = torch.randn(3, 100), torch.randn(3, 100)
     b = b / b.norm(dim=-1, keepdim=True) * a.norm(dim=-1, keepdim=True)  # equal norms
-    path = sampling.slerp(a, b, torch.linspace(0, 1, 7))
+    path = interpolation.slerp(a, b, torch.linspace(0, 1, 7))
     assert path.shape == (7, 3, 100)
     assert torch.equal(path[0], a) and torch.equal(path[-1], b)
     torch.testing.assert_close(path.norm(dim=-1), a.norm(dim=-1).expand(7, 3))
@@ -35,23 +35,23 @@ def test_slerp_hits_both_endpoints_exactly_and_keeps_the_norm():
 
 def test_lerp_midpoint_is_the_mean():
     a, b = torch.randn(2, 10), torch.randn(2, 10)
-    mid = sampling.lerp(a, b, torch.tensor([0.5]))[0]
+    mid = interpolation.lerp(a, b, torch.tensor([0.5]))[0]
     torch.testing.assert_close(mid, (a + b) / 2)
 
 
 def test_slerp_of_parallel_and_opposite_points_is_finite():
     a = torch.randn(1, 50)
     for b in (a.clone(), a * 1.000001, -a):
-        path = sampling.slerp(a, b, torch.linspace(0, 1, 5))
+        path = interpolation.slerp(a, b, torch.linspace(0, 1, 5))
         assert torch.isfinite(path).all()
-        torch.testing.assert_close(path, sampling.lerp(a, b, torch.linspace(0, 1, 5)))
+        torch.testing.assert_close(path, interpolation.lerp(a, b, torch.linspace(0, 1, 5)))
 
 
 @pytest.mark.parametrize("points,steps,loop,frames", [(2, 8, False, 9), (3, 4, False, 9), (3, 4, True, 12), (2, 1, False, 2)])
 def test_walk_length_and_endpoints(points, steps, loop, frames):
     ends = torch.randn(2, points, 16)
-    z = sampling.walk(ends, steps, "slerp", loop)
-    assert z.shape == (2, frames, 16) == (2, sampling.walk_length(points, steps, loop), 16)
+    z = interpolation.walk(ends, steps, "slerp", loop)
+    assert z.shape == (2, frames, 16) == (2, interpolation.walk_length(points, steps, loop), 16)
     for p in range(points):  # every endpoint is a frame, exactly, every `steps` frames
         assert torch.equal(z[:, p * steps], ends[:, p])
     if loop:  # the last segment heads back to the start without repeating it
@@ -60,7 +60,7 @@ def test_walk_length_and_endpoints(points, steps, loop, frames):
 
 def test_lerp_walk_passes_through_the_midpoint():
     ends = torch.randn(1, 2, 8)
-    z = sampling.walk(ends, 2, "lerp")
+    z = interpolation.walk(ends, 2, "lerp")
     torch.testing.assert_close(z[0, 1], ends[0].mean(dim=0))
 
 
@@ -181,4 +181,4 @@ def test_no_latest_run_is_one_line(tmp_path, monkeypatch):
 
 
 def test_frame_count_formula_is_what_the_docs_say():
-    assert [sampling.walk_length(p, s, loop) for p, s, loop in ((2, 8, False), (4, 10, True))] == [9, 40]
+    assert [interpolation.walk_length(p, s, loop) for p, s, loop in ((2, 8, False), (4, 10, True))] == [9, 40]

@@ -220,7 +220,7 @@ def test_features_fid_and_kid_on_real_inception(measured):
 def test_features_equal_torch_fidelitys_plain_forward(measured, inception, weights_file):
     """Our batching (chunks of 16, channels_last) gives torch-fidelity's features to float32 rounding."""
     a, b, fa, fb = measured
-    plain = metrics._build_extractor(weights_file, ["2048"])
+    plain = metrics.features._build_extractor(weights_file, ["2048"])
     with torch.inference_mode():
         reference = plain(torch.cat([a, b]))[0].numpy()
     ours = np.concatenate([fa, fb])
@@ -270,8 +270,8 @@ def test_reference_statistics_are_cached_and_reused(measured, tmp_path, monkeypa
     def no_inception(*args, **kwargs):
         raise AssertionError("the feature extractor ran again")
 
-    monkeypatch.setattr(metrics, "extract", no_inception)
-    monkeypatch.setattr(metrics, "feature_extractor", no_inception)
+    monkeypatch.setattr(metrics.reference, "extract", no_inception)
+    monkeypatch.setattr(metrics.reference, "feature_extractor", no_inception)
     again = metrics.reference_stats(f"folder:{folder}", "train", 32, 3, 20, None, weights_file, "cpu")
     assert again.cached and np.array_equal(again.features, first.features) and np.array_equal(again.sigma, first.sigma)
     assert again.protocol["n"] == 20 and again.protocol["inception"]["sha256"] == first.weights.sha256

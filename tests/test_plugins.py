@@ -12,7 +12,8 @@ import ganctl.plugins as plugins
 from ganctl import Recipe, register_architecture
 from ganctl.cli import app
 from ganctl.errors import DuplicateNameError, UnknownNameError
-from ganctl.registry import ARCHITECTURES, LOSSES, PluginSource, loading_from
+from ganctl.plugins import PluginSource, loading_from
+from ganctl.registry import ARCHITECTURES, LOSSES
 from tests.conftest import make_distribution
 
 EXAMPLE_PLUGIN = Path(__file__).resolve().parents[1] / "docs" / "example-plugin" / "tiny_gan.py"
@@ -84,7 +85,7 @@ def test_broken_plugin_is_a_warning_and_the_rest_works(fresh_plugins, tmp_path, 
     assert "good-gan" in ARCHITECTURES
     warning = capsys.readouterr().err
     assert "broken" in warning and "RuntimeError: kaboom" in warning
-    assert "ganctl-mixed 0.1 (broken)" in [str(f.source) for f in plugins.failures]
+    assert "ganctl-mixed 0.1 (broken)" in [str(f.source) for f in plugins.state.failures]
     result = CliRunner().invoke(app, ["list", "--json"])
     assert "RuntimeError: kaboom" in [f["error"] for f in json.loads(result.stdout)["failed_plugins"]]
 
@@ -116,7 +117,7 @@ def test_file_plugin_from_option_and_environment(fresh_plugins, tmp_path, monkey
 def test_missing_plugin_file_is_a_warning(fresh_plugins, tmp_path, capsys):
     plugins.load_file(tmp_path / "nope.py")
     assert "no such file" in capsys.readouterr().err
-    assert len(plugins.failures) == 1
+    assert len(plugins.state.failures) == 1
 
 
 def test_example_plugin_installs_through_an_entry_point(fresh_plugins, tmp_path, monkeypatch):

@@ -14,7 +14,8 @@ from PIL import Image
 from safetensors.torch import save_file
 from typer.testing import CliRunner
 
-from ganctl import runs, sampling
+import ganctl.weights as weights_module
+from ganctl import images, latents, runs, sampling
 from ganctl.device import resolve_device, use_amp
 from ganctl.cli import app
 from ganctl.registry import ARCHITECTURES
@@ -228,14 +229,14 @@ class Recorder(torch.nn.Module):
 def test_individual_files_are_generated_in_batches_and_streamed(mnist, tmp_path, monkeypatch):
     folder = tmp_path / "many"
     recorders = []
-    real_load = sampling.load
+    real_load = weights_module.load_requested_generator
 
     def load(weights, device):
         generator, info, path = real_load(weights, device)
         recorders.append(Recorder(generator, folder))
         return recorders[-1], info, path
 
-    monkeypatch.setattr(sampling, "load", load)
+    monkeypatch.setattr(weights_module, "load_requested_generator", load)
     result = invoke("sample", "--weights", mnist, "--n", 25, "--batch-size", 10, "--individual", folder, "--scale", 2)
     assert result.exit_code == 0, result.stderr
     # three calls of at most 10 images, each after the previous batch was on disk
@@ -247,8 +248,8 @@ def test_individual_files_are_generated_in_batches_and_streamed(mnist, tmp_path,
 
 
 def test_individual_names_widen_past_a_million():
-    assert sampling.individual_names(3) == ["000000.png", "000001.png", "000002.png"]
-    assert sampling.individual_names(1_000_001)[-1] == "1000000.png"
+    assert images.individual_names(3) == ["000000.png", "000001.png", "000002.png"]
+    assert images.individual_names(1_000_001)[-1] == "1000000.png"
 
 
 def test_individual_refuses_existing_images_without_force(mnist, tmp_path):
@@ -394,10 +395,10 @@ def test_generate_yields_uint8_batches_in_range():
 
 
 def test_latents_are_drawn_on_the_cpu_from_the_seed():
-    a = sampling.random_latents(4, 8, seed=5)
-    assert a.device.type == "cpu" and torch.equal(a, sampling.random_latents(4, 8, seed=5))
-    assert not torch.equal(a, sampling.random_latents(4, 8, seed=6))
-    assert math.isclose(sampling.constant_latents(2, 3, 0.75).sum().item(), 4.5)
+    a = latents.random_latents(4, 8, seed=5)
+    assert a.device.type == "cpu" and torch.equal(a, latents.random_latents(4, 8, seed=5))
+    assert not torch.equal(a, latents.random_latents(4, 8, seed=6))
+    assert math.isclose(latents.constant_latents(2, 3, 0.75).sum().item(), 4.5)
 
 
 def test_auto_device_falls_back_to_the_cpu(monkeypatch):
@@ -412,3 +413,12 @@ def test_bf16_autocast_works_on_the_cpu_too(mnist, tmp_path):
     result = invoke("sample", "--weights", mnist, "--n", 2, "--amp", "--device", "cpu", "--out", tmp_path / "amp.png")
     assert result.exit_code == 0, result.stderr
     assert Image.open(tmp_path / "amp.png").mode == "L"
+
+
+def test_a_generator_file_knows_its_runs_training_dataset(tmp_path):
+    run = tmp_path / "run"
+    (run / runs.SNAPSHOTS).mkdir(parents=True)
+    (run / runs.CONFIG).write_text(json.dumps({"recipe": {"dataset": "fashion-mnist"}}))
+    assert runs.training_dataset(run / runs.FINAL_GENERATOR) == "fashion-mnist"
+    assert runs.training_dataset(run / runs.SNAPSHOTS / "generator-epoch-0001.safetensors") == "fashion-mnist"
+    assert runs.training_dataset(tmp_path / "loose.safetensors") is None

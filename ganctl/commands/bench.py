@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ganctl.commands.common import handles_errors, out, print_json
+from ganctl.commands.common import AmpOption, handles_errors, out, print_json
 
 
 @handles_errors
@@ -16,7 +16,7 @@ def bench_command(
     steps: Annotated[Optional[int], typer.Option(help="Timed iterations (default 200 on CUDA, 5 on the CPU).")] = None,
     warmup: Annotated[Optional[int], typer.Option(help="Untimed iterations first (default 20 on CUDA, 2 on the CPU).")] = None,
     batch_size: Annotated[Optional[int], typer.Option(help="Override the recipes' batch sizes.")] = None,
-    amp: Annotated[Optional[bool], typer.Option("--amp/--no-amp", help="bf16 autocast (default: on for CUDA, off for the CPU).")] = None,
+    amp: AmpOption = None,
     channels_last: Annotated[bool, typer.Option("--channels-last/--no-channels-last", help="NHWC layout.")] = True,
     compile: Annotated[bool, typer.Option("--compile", help="torch.compile the networks.")] = False,
     baseline: Annotated[bool, typer.Option("--baseline/--no-baseline", help="Also time the plain eager baseline loop.")] = True,

@@ -1,10 +1,10 @@
-"""What every command shares: error reporting and the consoles."""
+"""What every command shares: its common options and their checks, error reporting, the consoles."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from collections.abc import Callable
-from pathlib import Path
+from collections.abc import Callable, Iterator
 from typing import Annotated, Any, Optional, TypeVar
 
 import typer
@@ -17,18 +17,32 @@ F = TypeVar("F", bound=Callable[..., Any])
 # Options that several commands share, declared once so they read and behave alike.
 OUTPUT_PANEL, DEVICE_PANEL = "Output", "Device"
 ForceOption = Annotated[bool, typer.Option("--force", "-f", help="Overwrite existing output files.", rich_help_panel=OUTPUT_PANEL)]
-QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing when all goes well.", rich_help_panel=OUTPUT_PANEL)]
+QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No notes, progress bars or 'Wrote ...' lines (eval still prints its result).", rich_help_panel=OUTPUT_PANEL)]
 ScaleOption = Annotated[int, typer.Option(help="Enlarge K times, nearest neighbour (crisp pixels).", metavar="K", rich_help_panel=OUTPUT_PANEL)]
 DeviceOption = Annotated[str, typer.Option(help="auto | cpu | cuda | mps (auto: CUDA, then MPS, then CPU).", rich_help_panel=DEVICE_PANEL)]
 AmpOption = Annotated[Optional[bool], typer.Option("--amp/--no-amp", help="bf16 autocast (default: on for CUDA, off for the CPU).", rich_help_panel=DEVICE_PANEL)]
 
-LATENT_FILE_SUFFIXES = (".npy", ".safetensors")  # ganctl.sampling.LATENT_FILE_SUFFIXES, without importing torch
 
 
-def check_latent_file_name(path: Path) -> None:
-    """Refuse a latent file name ganctl cannot read or write, before torch is even imported."""
-    if path.suffix.lower() not in LATENT_FILE_SUFFIXES:
-        raise GanctlError(f"{path}: latent files are .npy or .safetensors")
+def check_at_least(option: str, value: int | None, least: int = 1) -> None:
+    """``--scale``, ``--batch-size``, ``--n``...: refuse a number below ``least`` (None: not given)."""
+    if value is not None and value < least:
+        raise GanctlError(f"{option} must be at least {least}, not {value}")
+
+
+def check_not_negative(option: str, value: float | None) -> None:
+    """``--padding``, ``--variations``...: refuse a negative number (None: not given)."""
+    if value is not None and value < 0:
+        raise GanctlError(f"{option} cannot be negative ({value})")
+
+
+@contextlib.contextmanager
+def writing_outputs() -> Iterator[None]:
+    """A failed write (disk full, permissions) as one sentence, not a traceback."""
+    try:
+        yield
+    except OSError as exc:
+        raise GanctlError(f"could not write the output: {exc.strerror or exc} ({exc.filename or ''})") from None
 
 
 out = Console(highlight=False)

@@ -8,9 +8,11 @@ from typing import Annotated, Optional
 import typer
 
 from ganctl.commands.common import (
-    AmpOption, DeviceOption, ForceOption, QuietOption, ScaleOption, check_latent_file_name, handles_errors, out,
+    AmpOption, DeviceOption, ForceOption, QuietOption, ScaleOption, check_at_least, check_not_negative, handles_errors,
+    out, writing_outputs,
 )
 from ganctl.errors import GanctlError
+from ganctl.latents import check_latent_file_name
 
 WHAT = "The arithmetic"
 DEFAULT_OUT = Path("arith.png")
@@ -40,41 +42,42 @@ def latent_arith_command(
 
     Example: ganctl latent-arith --z-file z.npy --concept a=3,17,42 --concept b=5,9,60 --concept c=1,22,33 --expr "a - b + c"
     """
-    from ganctl import sampling
+    from ganctl import latent_arithmetic, outputs
 
     out_path = out_path or DEFAULT_OUT
     if out_path.suffix.lower() != ".png":
         raise GanctlError(f"--out {out_path}: the picture is written as PNG; name a .png file")
-    if variations < 0:
-        raise GanctlError(f"--variations cannot be negative ({variations})")
+    check_not_negative("--variations", variations)
     if not noise >= 0:
         raise GanctlError(f"--noise must be zero or positive, not {noise}")
-    if scale < 1:
-        raise GanctlError(f"--scale must be at least 1, not {scale}")
+    check_at_least("--scale", scale)
     concepts: dict[str, list[int]] = {}
     for spec in concept:
-        name, rows = sampling.parse_concept(spec)
+        name, rows = latent_arithmetic.parse_concept(spec)
         if name in concepts:
             raise GanctlError(f"--concept {name} is given twice")
         concepts[name] = rows
-    terms = sampling.parse_expression(expr, concepts)
+    terms = latent_arithmetic.parse_expression(expr, concepts)
     for path in (z_file, save_z):
         if path is not None:
             check_latent_file_name(path)
-    sampling.check_output_file(out_path, force)
+    outputs.check_output_file(out_path, force)
     if save_z is not None:
-        sampling.check_output_file(save_z, force)
+        outputs.check_output_file(save_z, force)
 
     import torch
 
     from ganctl.device import resolve_device, use_amp
     from ganctl.images import grid, save_png, to_pil
+    from ganctl.latents import read_latents, save_latents
+    from ganctl.sampling import generate_all
+    from ganctl.weights import load_requested_generator
 
     torch_device = resolve_device(device)
-    generator, info, source = sampling.load(weights, torch_device)
-    latents = sampling.read_latents(z_file, info.latent_dim)
-    means = sampling.concept_means(latents, concepts)
-    result = sampling.combine(means, terms)
+    generator, info, source = load_requested_generator(weights, torch_device)
+    latents = read_latents(z_file, info.latent_dim)
+    means = latent_arithmetic.concept_means(latents, concepts)
+    result = latent_arithmetic.combine(means, terms)
     noise_rng = torch.Generator().manual_seed(seed)
     varied = result + noise * torch.randn(variations, info.latent_dim, generator=noise_rng, dtype=result.dtype)
 
@@ -82,8 +85,7 @@ def latent_arith_command(
     used = list(dict.fromkeys(name for _, name in terms))
     rows = [torch.cat([latents[concepts[name]], means[name][None]]) for name in used]
     rows.append(torch.cat([result[None], varied]))
-    images = list(sampling.generate(generator, torch.cat(rows), info.pixel_range, device=torch_device, amp=use_amp(torch_device, amp)))
-    images = torch.cat(images)
+    images = generate_all(generator, torch.cat(rows), info.pixel_range, device=torch_device, amp=use_amp(torch_device, amp))
     columns = max(len(r) for r in rows)
     cells, start = [], 0
     for row in rows:  # pad each row with blank cells to the widest
@@ -91,14 +93,12 @@ def latent_arith_command(
         cells.append(torch.zeros(columns - len(row), *images.shape[1:], dtype=images.dtype))
         start += len(row)
     picture = to_pil(grid(torch.cat(cells), nrow=columns), scale=scale)
-    try:
-        sampling.make_folder(out_path.parent)
+    with writing_outputs():
+        outputs.make_folder(out_path.parent)
         save_png(picture, out_path)
         if save_z is not None:
-            sampling.make_folder(save_z.parent)
-            sampling.save_latents(save_z, torch.cat([result[None], varied]))
-    except OSError as exc:
-        raise GanctlError(f"could not write the output: {exc.strerror or exc} ({exc.filename or ''})") from None
+            outputs.make_folder(save_z.parent)
+            save_latents(save_z, torch.cat([result[None], varied]))
     if not quiet:
         formula = " ".join(f"{'-' if f < 0 else '+'} {'' if abs(f) == 1 else f'{abs(f):g}×'}{n}" for f, n in terms).lstrip("+ ")
         out.print(f"Wrote {out_path} ({formula}; {len(rows) - 1} concept rows, the result and {variations} variations) "

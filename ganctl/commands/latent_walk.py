@@ -9,9 +9,12 @@ from typing import Annotated, Optional
 import typer
 
 from ganctl.commands.common import (
-    AmpOption, DeviceOption, ForceOption, QuietOption, ScaleOption, check_latent_file_name, handles_errors, out,
+    AmpOption, DeviceOption, ForceOption, QuietOption, ScaleOption, check_at_least, check_not_negative, handles_errors,
+    out, writing_outputs,
 )
 from ganctl.errors import GanctlError
+from ganctl.interpolation import MODES
+from ganctl.latents import check_latent_file_name
 
 WALK = "The walk"
 OUTPUT = "Output"
@@ -54,32 +57,32 @@ def latent_walk_command(
     targets = list(dict.fromkeys(out_paths or [DEFAULT_OUT]))  # a path given twice is written once
     _check_options(steps, points, rows, mode, seed, z_file, targets, fps, scale, padding, batch_size)
 
-    from ganctl import sampling
+    from ganctl import outputs
     from ganctl.device import resolve_device, use_amp
-    from ganctl.images import save_animation, save_png
+    from ganctl.images import save_animation, save_png, walk_animation, walk_grid
+    from ganctl.interpolation import walk
+    from ganctl.sampling import generate_all
+    from ganctl.weights import load_requested_generator
 
     for target in targets:
-        sampling.check_output_file(target, force)
+        outputs.check_output_file(target, force)
     torch_device = resolve_device(device)
-    generator, info, source = sampling.load(weights, torch_device)
-    endpoints, origin = _endpoints(sampling, info.latent_dim, points, rows, seed, z_file)
-    latents = sampling.walk(endpoints, steps, mode, loop)
+    generator, info, source = load_requested_generator(weights, torch_device)
+    endpoints, origin = _endpoints(info.latent_dim, points, rows, seed, z_file)
+    latents = walk(endpoints, steps, mode, loop)
     walks, length = latents.shape[:2]
 
-    batches = sampling.generate(
+    frames = generate_all(
         generator, latents.flatten(0, 1), info.pixel_range,
         device=torch_device, batch_size=batch_size, amp=use_amp(torch_device, amp),
-    )
-    frames = _cat(batches).unflatten(0, (walks, length))  # (rows, frames, C, H, W)
-    try:
+    ).unflatten(0, (walks, length))  # (rows, frames, C, H, W)
+    with writing_outputs():
         for target in targets:
-            sampling.make_folder(target.parent)
+            outputs.make_folder(target.parent)
             if target.suffix.lower() in GRID_SUFFIXES:
-                save_png(sampling.walk_grid(frames, padding, scale), target)
+                save_png(walk_grid(frames, padding, scale), target)
             else:
-                save_animation(sampling.walk_animation(frames, padding, scale), target, fps=fps)
-    except OSError as exc:
-        raise GanctlError(f"could not write the output: {exc.strerror or exc} ({exc.filename or ''})") from None
+                save_animation(walk_animation(frames, padding, scale), target, fps=fps)
     if not quiet:
         written = ", ".join(str(t) for t in targets)
         shape = f"{walks} walk{'s' if walks > 1 else ''} × {length} frames, {mode}{', looped' if loop else ''}"
@@ -88,14 +91,12 @@ def latent_walk_command(
 
 def _check_options(steps, points, rows, mode, seed, z_file, targets, fps, scale, padding, batch_size) -> None:
     """Every check that needs no file and no torch, so a mistake is reported at once."""
-    if steps < 1:
-        raise GanctlError(f"--steps must be at least 1, not {steps}")
+    check_at_least("--steps", steps)
     if points is not None and points < 2:
         raise GanctlError(f"--points must be at least 2 (a walk goes from one point to another), not {points}")
-    if rows is not None and rows < 1:
-        raise GanctlError(f"--rows must be at least 1, not {rows}")
-    if mode not in ("slerp", "lerp"):
-        raise GanctlError(f"unknown --mode '{mode}'; use slerp or lerp")
+    check_at_least("--rows", rows)
+    if mode not in MODES:
+        raise GanctlError(f"unknown --mode '{mode}'; use {' or '.join(MODES)}")
     if z_file is not None:
         clashing = [name for name, value in (("--seed", seed), ("--points", points), ("--rows", rows)) if value is not None]
         if clashing:
@@ -106,28 +107,22 @@ def _check_options(steps, points, rows, mode, seed, z_file, targets, fps, scale,
             raise GanctlError(f"--out {target}: use .png (a grid), .gif or .webp (an animation)")
     if not (math.isfinite(fps) and fps > 0):
         raise GanctlError(f"--fps must be a positive number, not {fps}")
-    if scale < 1:
-        raise GanctlError(f"--scale must be at least 1, not {scale}")
-    if padding < 0:
-        raise GanctlError(f"--padding cannot be negative ({padding})")
-    if batch_size < 1:
-        raise GanctlError(f"--batch-size must be at least 1, not {batch_size}")
+    check_at_least("--scale", scale)
+    check_not_negative("--padding", padding)
+    check_at_least("--batch-size", batch_size)
 
 
-def _endpoints(sampling, latent_dim: int, points, rows, seed, z_file):
+def _endpoints(latent_dim: int, points, rows, seed, z_file):
     """The walks' points ``(rows, points, latent_dim)`` and how to name them in the message."""
+    from ganctl.latents import fresh_seed, random_latents, read_latents
+
     if z_file is not None:
-        z = sampling.read_latents(z_file, latent_dim)
+        z = read_latents(z_file, latent_dim)
         if z.shape[0] < 2:
             raise GanctlError(f"{z_file} holds {z.shape[0]} latent; a walk needs at least 2")
         return z.unsqueeze(0), f"points from {z_file}"
     rows, points = rows or DEFAULT_ROWS, points or DEFAULT_POINTS
-    seed = sampling.fresh_seed() if seed is None else seed
-    z = sampling.random_latents(rows * points, latent_dim, seed)
+    seed = fresh_seed() if seed is None else seed
+    z = random_latents(rows * points, latent_dim, seed)
     return z.unflatten(0, (rows, points)), f"seed {seed}"
 
-
-def _cat(batches):
-    import torch
-
-    return torch.cat(list(batches))

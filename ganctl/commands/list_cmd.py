@@ -37,7 +37,7 @@ def list_command(
         ]
         for kind, registry in registries.items()
     }
-    failed = [{"plugin": str(f.source), "error": f.error} for f in plugins.failures]
+    failed = [{"plugin": str(f.source), "error": f.error} for f in plugins.state.failures]
     if as_json:
         print_json({**listing, "failed_plugins": failed})
         return

@@ -9,9 +9,11 @@ from typing import Annotated, Optional
 import typer
 
 from ganctl.commands.common import (
-    AmpOption, DeviceOption, ForceOption, QuietOption, ScaleOption, check_latent_file_name, err, handles_errors, out,
+    AmpOption, DeviceOption, ForceOption, QuietOption, ScaleOption, check_at_least, check_not_negative, err,
+    handles_errors, out, writing_outputs,
 )
 from ganctl.errors import GanctlError
+from ganctl.latents import check_latent_file_name
 
 LATENTS = "Latent points"
 OUTPUT = "Output"
@@ -52,48 +54,45 @@ def sample_command(
     if z_file is None and n is None:
         n = DEFAULT_N
 
-    from ganctl import sampling
+    from ganctl import latents, outputs
     from ganctl.device import resolve_device, use_amp
-    from ganctl.images import save_png
+    from ganctl.images import grid_picture, individual_names, save_png, write_individual
+    from ganctl.sampling import generate
+    from ganctl.weights import load_requested_generator
 
     out_path = out_path or DEFAULT_OUT
-    names = sampling.individual_names(n) if individual is not None and n is not None else []
+    names = individual_names(n) if individual is not None and n is not None else []
     if individual is None:
-        sampling.check_output_file(out_path, force)
+        outputs.check_output_file(out_path, force)
     elif names:  # with --z-file, n is only known once the file is read
-        sampling.check_output_folder(individual, names, force)
+        outputs.check_output_folder(individual, names, force)
     if save_z is not None:
         check_latent_file_name(save_z)
-        sampling.check_output_file(save_z, force)
+        outputs.check_output_file(save_z, force)
 
     torch_device = resolve_device(device)
-    generator, info, source = sampling.load(weights, torch_device)
-    latents, origin = _latents(sampling, info.latent_dim, n, seed, z_value, z_file)
-    n = latents.shape[0]
+    generator, info, source = load_requested_generator(weights, torch_device)
+    z, origin = _latents(info.latent_dim, n, seed, z_value, z_file)
+    n = z.shape[0]
     if individual is not None and not names:
-        names = sampling.individual_names(n)
-        sampling.check_output_folder(individual, names, force)
+        names = individual_names(n)
+        outputs.check_output_folder(individual, names, force)
 
-    batches = sampling.generate(
-        generator, latents, info.pixel_range,
-        device=torch_device, batch_size=batch_size, amp=use_amp(torch_device, amp),
-    )
-    try:
+    batches = generate(generator, z, info.pixel_range, device=torch_device, batch_size=batch_size, amp=use_amp(torch_device, amp))
+    with writing_outputs():
         if save_z is not None:
-            sampling.make_folder(save_z.parent)
-            sampling.save_latents(save_z, latents)
+            outputs.make_folder(save_z.parent)
+            latents.save_latents(save_z, z)
         if individual is None:
-            picture = sampling.sample_grid(batches, nrow, DEFAULT_PADDING if padding is None else padding, scale)
-            sampling.make_folder(out_path.parent)
+            picture = grid_picture(batches, nrow, DEFAULT_PADDING if padding is None else padding, scale)
+            outputs.make_folder(out_path.parent)
             save_png(picture, out_path)
             what = f"{out_path} ({n:,} images, {min(nrow or math.ceil(n ** 0.5), n)} per row)"
         else:
-            sampling.make_folder(individual)
+            outputs.make_folder(individual)
             total = math.ceil(n / batch_size)
-            sampling.write_individual(_with_progress(batches, total, quiet), individual, names, scale)
+            write_individual(_with_progress(batches, total, quiet), individual, names, scale)
             what = f"{n:,} PNGs to {individual}/ ({names[0]} to {names[-1]})"
-    except OSError as exc:
-        raise GanctlError(f"could not write the output: {exc.strerror or exc} ({exc.filename or ''})") from None
     if not quiet:
         out.print(f"Wrote {what} from {source}, {origin}.", markup=False, soft_wrap=True)
         if save_z is not None:
@@ -105,20 +104,15 @@ def _check_options(n, seed, z_value, z_file, out_path, nrow, padding, scale, ind
     sources = [name for name, value in (("--seed", seed), ("--z-value", z_value), ("--z-file", z_file)) if value is not None]
     if len(sources) > 1:
         raise GanctlError(f"{' and '.join(sources)} cannot be used together; pick one source of latent points")
-    if n is not None and n < 1:
-        raise GanctlError(f"--n must be at least 1, not {n}")
+    check_at_least("--n", n)
     if z_value is not None and not math.isfinite(z_value):
         raise GanctlError(f"--z-value must be a finite number, not {z_value}")
     if z_file is not None:
         check_latent_file_name(z_file)
-    if scale < 1:
-        raise GanctlError(f"--scale must be at least 1, not {scale}")
-    if batch_size < 1:
-        raise GanctlError(f"--batch-size must be at least 1, not {batch_size}")
-    if nrow is not None and nrow < 1:
-        raise GanctlError(f"--nrow must be at least 1, not {nrow}")
-    if padding is not None and padding < 0:
-        raise GanctlError(f"--padding cannot be negative ({padding})")
+    check_at_least("--scale", scale)
+    check_at_least("--batch-size", batch_size)
+    check_at_least("--nrow", nrow)
+    check_not_negative("--padding", padding)
     if individual is not None:
         grid_only = [name for name, value in (("--out", out_path), ("--nrow", nrow), ("--padding", padding)) if value is not None]
         if grid_only:
@@ -127,18 +121,19 @@ def _check_options(n, seed, z_value, z_file, out_path, nrow, padding, scale, ind
         raise GanctlError(f"--out {out_path}: the grid is written as PNG; name a .png file")
 
 
-
-def _latents(sampling, latent_dim: int, n: int | None, seed, z_value, z_file):
+def _latents(latent_dim: int, n: int | None, seed, z_value, z_file):
     """The latent points to draw and how to name them in the message."""
+    from ganctl import latents
+
     if z_file is not None:
-        z = sampling.read_latents(z_file, latent_dim)
+        z = latents.read_latents(z_file, latent_dim)
         if n is not None and n > z.shape[0]:
             raise GanctlError(f"--n {n} but {z_file} holds {z.shape[0]} latents; leave --n out to use them all")
         return z[:n], f"latents from {z_file}"
     if z_value is not None:
-        return sampling.constant_latents(n, latent_dim, z_value), f"every latent entry = {z_value:g}"
-    seed = sampling.fresh_seed() if seed is None else seed
-    return sampling.random_latents(n, latent_dim, seed), f"seed {seed}"
+        return latents.constant_latents(n, latent_dim, z_value), f"every latent entry = {z_value:g}"
+    seed = latents.fresh_seed() if seed is None else seed
+    return latents.random_latents(n, latent_dim, seed), f"seed {seed}"
 
 
 def _with_progress(batches, total: int, quiet: bool):

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ganctl import GanctlError, register_dataset
-from ganctl.data import DatasetRequest
+from ganctl.data import LUMA_WEIGHTS, DatasetRequest
 
 DOWNLOAD_TIMEOUT_S = 60  # per socket operation, so a dead network fails instead of hanging
 
@@ -240,7 +240,7 @@ def draw_shapes(n: int, size: int, channels: int = 3, *, seed: int) -> np.ndarra
         part = {key: value[start : start + DRAW_CHUNK] for key, value in scenes.items()}
         rgb = _render(part, size)
         if channels == 1:
-            rgb = rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)[:, None]
+            rgb = rgb @ np.array(LUMA_WEIGHTS, dtype=np.float32)[:, None]
         out[start : start + DRAW_CHUNK] = rgb.round().clip(0, 255)
     return out
 

@@ -49,18 +49,10 @@ def doublings(image_size: int) -> tuple[int, int]:
     raise ValueError(f"paper-dcgan cannot be built at {image_size} px")
 
 
-@register_architecture(
-    "paper-dcgan",
-    recipe=PAPER_RECIPE,
-    description="Radford et al. DCGAN: all-convolutional, batch norm, ReLU/LeakyReLU; 28 to 128 px",
-    image_sizes=SIZES,
-    size_rule="4·2^k or 7·2^k px with k ≥ 2 (28, 32, 56, 64, 112, 128)",
-)
-def paper_dcgan(image_size: int, channels: int, latent_dim: int) -> tuple[nn.Module, nn.Module]:
+def paper_generator(image_size: int, channels: int, latent_dim: int) -> nn.Module:
     base, k = doublings(image_size)
     widest = BASE_FILTERS * 2 ** (k - 1)
-
-    g_layers: list[nn.Module] = [
+    layers: list[nn.Module] = [
         nn.Unflatten(1, (latent_dim, 1, 1)),
         nn.ConvTranspose2d(latent_dim, widest, base, stride=1, padding=0, bias=False),
         nn.BatchNorm2d(widest),
@@ -68,25 +60,41 @@ def paper_dcgan(image_size: int, channels: int, latent_dim: int) -> tuple[nn.Mod
     ]
     width = widest
     for _ in range(k - 1):
-        g_layers += [
+        layers += [
             nn.ConvTranspose2d(width, width // 2, 4, stride=2, padding=1, bias=False),
             nn.BatchNorm2d(width // 2),
             nn.ReLU(True),
         ]
         width //= 2
-    g_layers += [nn.ConvTranspose2d(width, channels, 4, stride=2, padding=1, bias=False), nn.Tanh()]
+    layers += [nn.ConvTranspose2d(width, channels, 4, stride=2, padding=1, bias=False), nn.Tanh()]
+    return nn.Sequential(*layers)
 
-    d_layers: list[nn.Module] = [
+
+def paper_discriminator(image_size: int, channels: int) -> nn.Module:
+    base, k = doublings(image_size)
+    layers: list[nn.Module] = [
         nn.Conv2d(channels, BASE_FILTERS, 4, stride=2, padding=1, bias=False),
         nn.LeakyReLU(0.2, inplace=True),
     ]
     width = BASE_FILTERS
     for _ in range(k - 1):
-        d_layers += [
+        layers += [
             nn.Conv2d(width, width * 2, 4, stride=2, padding=1, bias=False),
             nn.BatchNorm2d(width * 2),
             nn.LeakyReLU(0.2, inplace=True),
         ]
         width *= 2
-    d_layers += [nn.Conv2d(width, 1, base, stride=1, padding=0, bias=False), nn.Flatten()]
-    return nn.Sequential(*g_layers), nn.Sequential(*d_layers)
+    layers += [nn.Conv2d(width, 1, base, stride=1, padding=0, bias=False), nn.Flatten()]
+    return nn.Sequential(*layers)
+
+
+@register_architecture(
+    "paper-dcgan",
+    recipe=PAPER_RECIPE,
+    description="Radford et al. DCGAN: all-convolutional, batch norm, ReLU/LeakyReLU; 28 to 128 px",
+    image_sizes=SIZES,
+    size_rule="4·2^k or 7·2^k px with k ≥ 2 (28, 32, 56, 64, 112, 128)",
+    generator_factory=paper_generator,
+)
+def paper_dcgan(image_size: int, channels: int, latent_dim: int) -> tuple[nn.Module, nn.Module]:
+    return paper_generator(image_size, channels, latent_dim), paper_discriminator(image_size, channels)

@@ -37,35 +37,45 @@ def _bn(features: int, dims: int) -> nn.Module:
     return bn(features, eps=1e-3, momentum=0.01)  # Keras BatchNormalization defaults
 
 
-@register_architecture(
-    "tf-dcgan",
-    recipe=TF_RECIPE,
-    description="TensorFlow DCGAN tutorial: dense to 7x7x256 with batch norm, k5 transposed convs, tanh",
-)
-def tf_dcgan(image_size: int, channels: int, latent_dim: int) -> tuple[nn.Module, nn.Module]:
-    lrelu = lambda: nn.LeakyReLU(0.3, inplace=True)  # noqa: E731  (Keras' default slope)
-    generator = nn.Sequential(
+def _lrelu() -> nn.Module:
+    return nn.LeakyReLU(0.3, inplace=True)  # Keras' default slope
+
+
+def tf_generator(image_size: int, channels: int, latent_dim: int) -> nn.Module:
+    return nn.Sequential(
         nn.Linear(latent_dim, 7 * 7 * 256, bias=False),
         _bn(7 * 7 * 256, 1),
-        lrelu(),
+        _lrelu(),
         nn.Unflatten(1, (256, 7, 7)),
         nn.ConvTranspose2d(256, 128, 5, stride=1, padding=2, bias=False),  # 7x7
         _bn(128, 2),
-        lrelu(),
+        _lrelu(),
         nn.ConvTranspose2d(128, 64, 5, stride=2, padding=2, output_padding=1, bias=False),  # 14x14
         _bn(64, 2),
-        lrelu(),
+        _lrelu(),
         nn.ConvTranspose2d(64, channels, 5, stride=2, padding=2, output_padding=1, bias=False),  # 28x28
         nn.Tanh(),
     )
-    discriminator = nn.Sequential(
+
+
+def tf_discriminator(image_size: int, channels: int) -> nn.Module:
+    return nn.Sequential(
         nn.Conv2d(channels, 64, 5, stride=2, padding=2),  # 14x14
-        lrelu(),
+        _lrelu(),
         nn.Dropout(0.3),
         nn.Conv2d(64, 128, 5, stride=2, padding=2),  # 7x7
-        lrelu(),
+        _lrelu(),
         nn.Dropout(0.3),
         nn.Flatten(),
         nn.Linear(128 * 7 * 7, 1),
     )
-    return generator, discriminator
+
+
+@register_architecture(
+    "tf-dcgan",
+    recipe=TF_RECIPE,
+    description="TensorFlow DCGAN tutorial: dense to 7x7x256 with batch norm, k5 transposed convs, tanh",
+    generator_factory=tf_generator,
+)
+def tf_dcgan(image_size: int, channels: int, latent_dim: int) -> tuple[nn.Module, nn.Module]:
+    return tf_generator(image_size, channels, latent_dim), tf_discriminator(image_size, channels)

@@ -1,0 +1,27 @@
+"""What ganctl reads from the environment beyond its own options: on/off flags and the cache folder.
+
+Torch-free, so the CLI can use it before it knows which command runs.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+ENV_OFFLINE = "GANCTL_OFFLINE"
+
+
+def env_flag(name: str) -> bool:
+    """An on/off variable: unset, empty, ``0``, ``false`` and ``no`` (any case) are off; anything else is on."""
+    return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no")
+
+
+def offline() -> bool:
+    """True when $GANCTL_OFFLINE forbids every download."""
+    return env_flag(ENV_OFFLINE)
+
+
+def cache_home() -> Path:
+    """ganctl's cache folder: $XDG_CACHE_HOME/ganctl, else ~/.cache/ganctl."""
+    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache).expanduser() / "ganctl"

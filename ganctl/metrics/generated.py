@@ -1,0 +1,73 @@
+"""Generated images for an evaluation: made, measured and dropped one batch at a time."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+from ganctl.metrics.features import RESIZE, Progress, SideResult, extract, feature_extractor, no_progress
+from ganctl.metrics.inception_weights import InceptionWeights, Log
+
+
+def generated_features(
+    generator,
+    pixel_range: Sequence[float],
+    latent_dim: int,
+    *,
+    weights: InceptionWeights,
+    n: int,
+    device: Any,
+    batch_size: int,
+    seed: int,
+    logits: bool = False,
+    save_images: Path | None = None,
+    compile: bool = False,
+    progress: Progress = no_progress,
+    log: Log | None = None,
+) -> SideResult:
+    """Features of ``n`` images from ``generator`` (z ~ N(0, I) drawn on the CPU from ``seed``)."""
+    import torch
+
+    from ganctl.images import individual_names, save_each
+    from ganctl.latents import random_latents
+    from ganctl.sampling import generate
+
+    device = torch.device(device)
+    latents = random_latents(n, latent_dim, seed)
+    extractor = feature_extractor(weights, device, logits=logits, compile=compile, log=log)
+    was_training = generator.training
+    generator.eval()  # batch norm in inference mode while measuring
+    start = time.perf_counter()
+    try:
+        batches = generate(generator, latents, pixel_range, device=device, batch_size=batch_size)
+        if save_images is not None:
+            batches = save_each(batches, save_images, individual_names(n))
+        features, lg = extract(batches, extractor, n, label="Generating and measuring", progress=progress)
+    finally:
+        generator.train(was_training)
+    seconds = time.perf_counter() - start
+    protocol = {
+        "source": "generator",
+        "n": n,
+        "seed": seed,
+        "latents": f"z ~ N(0, I), {latent_dim}-d, drawn on the CPU with torch.Generator().manual_seed({seed})",
+        "to_uint8": f"pixel range [{pixel_range[0]:g}, {pixel_range[1]:g}] → round to 0..255",
+        "resize": RESIZE,
+        "device": str(device),
+    }
+    return SideResult(features=features, logits=lg, protocol=protocol, seconds=seconds)
+
+
+def output_shape(generator, latent_dim: int, device: Any) -> tuple[int, int, int]:
+    """``(channels, height, width)`` of the generator's images, from one latent in eval mode."""
+    import torch
+
+    was_training = generator.training
+    generator.eval()
+    try:
+        with torch.inference_mode():
+            shape = generator(torch.zeros(1, latent_dim, device=device)).shape
+    finally:
+        generator.train(was_training)
+    return int(shape[1]), int(shape[2]), int(shape[3])
