@@ -38,7 +38,7 @@ def scripted_fid(monkeypatch):
         return {"fid": fid, "kid_mean": fid / 1000, "kid_std": 0.0001, "seconds": {"features": 1.0, "metrics": 0.5},
                 "protocol": {"n_evaluated": 16, "n_reference": 16}}  # fmt: skip
 
-    monkeypatch.setattr(metrics, "MIN_FID_SAMPLES", 16)  # the tiny dataset is enough for the bookkeeping
+    monkeypatch.setattr(metrics.statistics, "MIN_FID_SAMPLES", 16)  # the tiny dataset is enough for the bookkeeping
     monkeypatch.setattr(metrics, "resolve_weights", lambda *a, **k: "weights")
     monkeypatch.setattr(TrainingEval, "measure", measure)
     Script.values, Script.measured, Script.seconds = [], [], 0.0
@@ -124,7 +124,7 @@ def test_eval_can_be_added_when_resuming_but_eval_n_cannot_change(tmp_path, scri
 
 
 def test_the_real_measurement_path_with_a_cached_reference(tmp_path, weights_file, monkeypatch):
-    monkeypatch.setattr(metrics, "MIN_FID_SAMPLES", 16)  # 2,048 images would take minutes on a CPU
+    monkeypatch.setattr(metrics.statistics, "MIN_FID_SAMPLES", 16)  # 2,048 images would take minutes on a CPU
     options = ["--arch", "mnist-dcgan", *QUICK, "--max-steps", "4", "--eval-every", "1", "--eval-n", "16",
                "--inception", str(weights_file)]  # fmt: skip
     for name in ("first", "second"):

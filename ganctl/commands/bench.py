@@ -6,13 +6,13 @@ from typing import Annotated, Optional
 
 import typer
 
-from ganctl.commands.common import AmpOption, handles_errors, out, print_json
+from ganctl.commands.common import AmpOption, DeviceOption, handles_errors, out, print_json
 
 
 @handles_errors
 def bench_command(
     arch: Annotated[Optional[list[str]], typer.Option(help="Architecture to measure (repeatable; default: all).")] = None,
-    device: Annotated[str, typer.Option(help="auto | cpu | cuda | mps.")] = "auto",
+    device: DeviceOption = "auto",
     steps: Annotated[Optional[int], typer.Option(help="Timed iterations (default 200 on CUDA, 5 on the CPU).")] = None,
     warmup: Annotated[Optional[int], typer.Option(help="Untimed iterations first (default 20 on CUDA, 2 on the CPU).")] = None,
     batch_size: Annotated[Optional[int], typer.Option(help="Override the recipes' batch sizes.")] = None,

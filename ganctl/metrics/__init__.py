@@ -20,9 +20,6 @@ Importing the package stays cheap (no torch) for the CLI.
 
 from __future__ import annotations
 
-import sys
-import types
-
 from ganctl.metrics import statistics
 from ganctl.metrics.evaluate import compare, evaluate_generator
 from ganctl.metrics.features import (
@@ -39,21 +36,3 @@ from ganctl.metrics.statistics import (
     kid_from_features,
 )
 
-
-class _Metrics(types.ModuleType):
-    """The package, with ``MIN_FID_SAMPLES`` read from and written to ``statistics``, its one home.
-
-    Tests lower it to measure a handful of images (``monkeypatch.setattr(metrics, "MIN_FID_SAMPLES", 16)``),
-    and the check that must see the lowered value lives in ``statistics``.
-    """
-
-    @property
-    def MIN_FID_SAMPLES(self) -> int:  # noqa: N802  (a constant's name)
-        return statistics.MIN_FID_SAMPLES
-
-    @MIN_FID_SAMPLES.setter
-    def MIN_FID_SAMPLES(self, value: int) -> None:  # noqa: N802
-        statistics.MIN_FID_SAMPLES = value
-
-
-sys.modules[__name__].__class__ = _Metrics

@@ -41,7 +41,7 @@ class TrainingEval:
     ) -> None:
         from ganctl import metrics
 
-        least = metrics.MIN_FID_SAMPLES  # fewer images make the 2048×2048 covariance singular
+        least = metrics.statistics.MIN_FID_SAMPLES  # fewer images make the 2048×2048 covariance singular
         if n < least:
             raise GanctlError(f"--eval-n must be at least {least:,} for FID, not {n:,}")
         # The reference is the first n training images; a smaller dataset is used whole.

@@ -37,7 +37,7 @@ from ganctl import __version__, runs
 from ganctl.device import resolve_device
 from ganctl.errors import GanctlError
 from ganctl.fileio import atomic_write_bytes, atomic_write_json
-from ganctl.images import grid, save_animation, save_png, to_pil, to_uint8
+from ganctl.images import grid, save_animation_of_files, save_png, to_pil, to_uint8
 from ganctl.device import use_amp
 from ganctl.registry import ARCHITECTURES, LOSSES, REGULARIZERS
 from ganctl.spectral import apply_spectral_norm, baked_copy, has_parametrizations
@@ -423,11 +423,7 @@ class Trainer:
         frames = sorted((self.run_dir / runs.SAMPLES).glob("epoch-*.png"))
         if (self.run_dir / runs.SAMPLES / "final.png").exists():
             frames.append(self.run_dir / runs.SAMPLES / "final.png")
-        if not frames:
-            return
-        from PIL import Image
-
-        save_animation([Image.open(p).convert("RGB") for p in frames], self.run_dir / "progress.gif", fps=2)
+        save_animation_of_files(frames, self.run_dir / "progress.gif", fps=2)
 
     def _evaluate(self) -> None:
         """FID/KID of the generator now into metrics.jsonl; keep it as best.safetensors if it is the best yet."""
