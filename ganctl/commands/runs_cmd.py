@@ -19,8 +19,7 @@ def runs_command(
 ) -> None:
     """List the runs: architecture, dataset, loss, steps done of planned, state, best FID, size, last change.
 
-    State: finished (generator.safetensors written and every planned step done), running (a
-    training holds the folder's lock) or interrupted. The latest run (runs/LATEST) is marked.
+    State: finished (generator.safetensors written and every planned step done), running (a training holds the folder's lock) or interrupted. The latest run (runs/LATEST) is marked *.
 
     Example: ganctl runs --root runs/
     """
