@@ -319,7 +319,7 @@ def list_runs(root: Path) -> list[RunSummary]:
     root = Path(root)
     latest = runs.latest_run(root)
     try:
-        folders = [p for p in root.iterdir() if p.is_dir() and not p.is_symlink() and runs.is_run_dir(p)]
+        folders = [p for p in root.iterdir() if p.is_dir() and runs.is_run_dir(p)]
     except FileNotFoundError:
         return []
     except OSError as exc:
