@@ -119,6 +119,7 @@ TRAIN_GROUPS = (  # how the training statistics are grouped into plots; the rest
     ("Losses", "loss", lambda k: "loss" in k),
     ("Discriminator accuracy", "accuracy", lambda k: k.startswith(("d_acc", "acc"))),
     ("Speed", "images/s", lambda k: k.endswith("_per_s")),
+    ("Learning rates", "learning rate", lambda k: k.startswith("lr_")),
 )
 
 

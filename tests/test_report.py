@@ -140,14 +140,15 @@ def test_several_runs_are_overlaid(tmp_path, monkeypatch):
 
 
 def test_one_run_groups_its_statistics_and_marks_the_best_fid(tmp_path, monkeypatch):
-    records = [train_record(s, 10) for s in range(1, 101)] + [eval_record(s, 10, fid, True) for s, fid in ((30, 40.0), (60, 20.0))]
+    records = [train_record(s, 10, lr_g=1e-4, lr_d=2e-4, gp=0.5) for s in range(1, 101)]
+    records += [eval_record(s, 10, fid, True) for s, fid in ((30, 40.0), (60, 20.0))]
     records += [eval_record(90, 10, 25.0, False), {"step": 70, "event": "low_diversity", "message": "samples <b>stopped</b> varying"}]
     run = write_run(tmp_path / "r", records=records, best=True)
     drawn = []
     monkeypatch.setattr(report, "draw", lambda panels, events, smooth: drawn.append((panels, events)) or b"\x89PNG")
     assert invoke(str(run)).exit_code == 0
     (train_panels, events), (eval_panels, _) = drawn
-    assert [p.title for p in train_panels] == ["Losses", "Discriminator accuracy", "Speed"]
+    assert [p.title for p in train_panels] == ["Losses", "Discriminator accuracy", "Speed", "Learning rates", "gp"]
     assert [s.label for s in train_panels[0].series] == ["d_loss_real", "d_loss_fake", "g_loss"]
     assert [e[:2] for e in events] == [(70, "low_diversity")]
     assert eval_panels[0].best[0][:2] == (60, 20.0) and "best 20.00 at step 60" in eval_panels[0].best[0][2]
