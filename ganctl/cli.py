@@ -12,7 +12,7 @@ from typing import Annotated, Optional
 import typer
 
 from ganctl import __version__
-from ganctl.commands import bench, eval_cmd, inspect_arch, latent_arith, latent_walk, list_cmd, sample, train
+from ganctl.commands import bench, eval_cmd, inspect_arch, latent_arith, latent_walk, list_cmd, report_cmd, runs_cmd, sample, train
 
 app = typer.Typer(
     name="ganctl",
@@ -59,6 +59,8 @@ app.command("sample")(sample.sample_command)
 app.command("latent-walk")(latent_walk.latent_walk_command)
 app.command("latent-arith")(latent_arith.latent_arith_command)
 app.command("eval")(eval_cmd.eval_command)
+app.command("runs")(runs_cmd.runs_command)
+app.command("report")(report_cmd.report_command)
 
 
 def main() -> None:

@@ -45,12 +45,15 @@ def set_latest(run_dir: Path) -> None:
     atomic_write_bytes(root / "LATEST", (str(Path(run_dir).resolve()) + "\n").encode())
 
 
-def latest_run() -> Path | None:
-    pointer = runs_root() / "LATEST"
-    if not pointer.is_file():
+def latest_run(root: Path | None = None) -> Path | None:
+    """The run ``LATEST`` under ``root`` (default: the runs root) names, if it still exists."""
+    pointer = Path(root if root is not None else runs_root()) / "LATEST"
+    try:
+        text = pointer.read_text().strip()
+    except (OSError, UnicodeDecodeError):  # absent, or not what ganctl wrote
         return None
-    path = Path(pointer.read_text().strip())
-    return path if path.is_dir() else None
+    path = Path(text)
+    return path if text and path.is_dir() else None
 
 
 def training_dataset(generator_file: Path) -> str | None:

@@ -50,7 +50,10 @@ err = Console(stderr=True, highlight=False)
 
 
 def report_error(message: str) -> None:
-    err.print(f"[bold red]Error:[/] {message}", markup=True, soft_wrap=True)
+    from rich.markup import escape
+
+    # the message quotes the user's file names literally: "[/x]" is a name, not markup
+    err.print(f"[bold red]Error:[/] {escape(message)}", markup=True, soft_wrap=True)
 
 
 def handles_errors(command: F) -> F:
