@@ -1,0 +1,201 @@
+"""The two SNGAN architectures of Miyato et al. (2018), "Spectral Normalization for GANs".
+
+``sngan-cnn``: the paper's "standard CNN" (Table 3, appendix B.4).
+
+    G: z (128) -> dense to M_g x M_g x 512 -> BN, ReLU
+       4x4 stride-2 deconv 256, BN, ReLU
+       4x4 stride-2 deconv 128, BN, ReLU
+       4x4 stride-2 deconv  64, BN, ReLU
+       3x3 stride-1 conv to the image channels, tanh
+    D: 3x3 s1 conv 64, 4x4 s2 conv 64, 3x3 s1 conv 128, 4x4 s2 conv 128,
+       3x3 s1 conv 256, 4x4 s2 conv 256, 3x3 s1 conv 512   (each LeakyReLU 0.1)
+       dense M_d x M_d x 512 -> 1 logit
+
+  M_g = M_d = 4 at 32 px and 6 at 48 px (the paper's CIFAR-10 and STL-10 sizes). The table
+  lists no normalisation after the dense layer; the authors' Chainer code puts batch norm and
+  ReLU there, and so does this module (per channel, after the reshape; the Chainer code
+  normalises each of the M_g*M_g*512 features, 15,360 more parameters at 32 px).
+  28 px (MNIST) is this module's own variant: M_g = 7, and the first of the three up-sampling
+  layers becomes a 3x3 stride-1 deconv (7 -> 7) so the other two double 7 -> 14 -> 28; D is
+  unchanged and its last map is 3x3 (M_d = 3).
+
+``sngan-resnet``: the 32 px ResNet of the paper's appendix (the authors' Chainer
+``ResNetGenerator``/``SNResNetDiscriminator``; mimicry's ``SNGANGenerator32``).
+
+    G: z (128) -> dense to 4 x 4 x 256
+       GenBlock 256 -> 256 (up to 8), GenBlock (16), GenBlock (32)
+       BN, ReLU, 3x3 conv to the image channels, tanh
+    D: DiscBlock optimised 128 (down to 16), DiscBlock 128 down (8),
+       DiscBlock 128, DiscBlock 128, ReLU, global sum pooling, dense 128 -> 1
+
+  At 48 px the same network starts from a 6 x 6 map (D needs no change: it sums over
+  whatever map it ends with). That is not the paper's STL-10 ResNet, which is wider.
+
+Spectral normalisation is not built in: the recipes set ``spectral_norm="d"`` and the
+trainer applies it to every conv and dense layer of D. All layers keep their biases, as in
+the references, so the parameter counts can be compared with theirs.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from ganctl import Recipe, register_architecture
+from ganctl_plugins.archs.blocks import DiscBlock, GenBlock, SumPool
+
+# --- sngan-cnn -------------------------------------------------------------------------------
+
+CNN_RECIPE = Recipe(
+    dataset="cifar10",
+    image_size=32,
+    channels=3,
+    pixel_range=(-1.0, 1.0),
+    latent_dim=128,  # z in R^128, N(0, I) (Table 3)
+    init="dcgan",  # the authors' Chainer code draws every weight from N(0, 0.02)
+    loss="hinge",  # the paper's best CNN results use the hinge loss
+    # The published loop: each D step sees 64 fresh real and 64 fresh fake images, then G steps
+    # on fresh latents. "joint" does exactly that with batch_size 128 = 64 real + 64 fake; its
+    # only differences are that D's loss is the mean of the two halves (the published loss is
+    # their sum: a constant factor, which Adam divides out) and that G steps on 128 latents
+    # (the authors' ResNet config draws 128 for G as well; the CNN's G batch is not stated).
+    # "simultaneous" would take G's step from D's forward pass before D's update.
+    batch_size=128,
+    d_update="joint",
+    sampling="shuffle",  # Chainer's iterator walks shuffled epochs
+    # 100k G updates in the paper; an epoch is floor(50000 / 128) = 390 iterations, one G step
+    # each: 256 epochs = 99,840 G steps.
+    epochs=256,
+    g_lr=2e-4,  # setting C of Table 1 (alpha 2e-4, beta1 .5, beta2 .999, n_dis 1): the
+    d_lr=2e-4,  # paper's best standard-CNN setting with spectral norm
+    beta1=0.5,
+    beta2=0.999,
+    d_steps=1,
+    spectral_norm="d",
+    # Linear decay to 0, as the authors' ResNet config does; whether the CNN runs decayed is
+    # not stated in the paper.
+    lr_decay="linear",
+    sample_every=8,  # 32 grids over the run
+    sample_grid=64,
+)
+
+CNN_SIZES = (28, 32, 48)
+
+
+def cnn_bottom_width(image_size: int) -> int:
+    """M_g: the side of the map the dense layer makes (also D's last map, M_d, but at 28 px)."""
+    widths = {28: 7, 32: 4, 48: 6}
+    if image_size not in widths:
+        raise ValueError(f"sngan-cnn cannot be built at {image_size} px")
+    return widths[image_size]
+
+
+@register_architecture(
+    "sngan-cnn",
+    recipe=CNN_RECIPE,
+    description="Miyato et al. SNGAN standard CNN: deconv G with BN, 7-conv LeakyReLU D; hinge, spectral-norm D",
+    image_sizes=CNN_SIZES,
+    size_rule="32 px (CIFAR-10), 48 px (STL-10), 28 px (MNIST: M_g = 7, first up-sampling layer at stride 1)",
+)
+def sngan_cnn(image_size: int, channels: int, latent_dim: int) -> tuple[nn.Module, nn.Module]:
+    bottom = cnn_bottom_width(image_size)
+    # at 28 px the first up-sampling layer keeps 7x7 (3x3, stride 1); otherwise it doubles
+    first_up = nn.ConvTranspose2d(512, 256, 3, stride=1, padding=1) if image_size == 28 else (
+        nn.ConvTranspose2d(512, 256, 4, stride=2, padding=1)
+    )  # fmt: skip
+    generator = nn.Sequential(
+        nn.Linear(latent_dim, bottom * bottom * 512),
+        nn.Unflatten(1, (512, bottom, bottom)),
+        nn.BatchNorm2d(512), nn.ReLU(),
+        first_up, nn.BatchNorm2d(256), nn.ReLU(),
+        nn.ConvTranspose2d(256, 128, 4, stride=2, padding=1), nn.BatchNorm2d(128), nn.ReLU(),
+        nn.ConvTranspose2d(128, 64, 4, stride=2, padding=1), nn.BatchNorm2d(64), nn.ReLU(),
+        nn.Conv2d(64, channels, 3, stride=1, padding=1),
+        nn.Tanh(),
+    )  # fmt: skip
+
+    # the three 4x4 stride-2 convs take 32 -> 4, 48 -> 6, 28 -> 3
+    last = image_size
+    for _ in range(3):
+        last = (last + 2 - 4) // 2 + 1
+    discriminator = nn.Sequential(
+        nn.Conv2d(channels, 64, 3, stride=1, padding=1), nn.LeakyReLU(0.1),
+        nn.Conv2d(64, 64, 4, stride=2, padding=1), nn.LeakyReLU(0.1),
+        nn.Conv2d(64, 128, 3, stride=1, padding=1), nn.LeakyReLU(0.1),
+        nn.Conv2d(128, 128, 4, stride=2, padding=1), nn.LeakyReLU(0.1),
+        nn.Conv2d(128, 256, 3, stride=1, padding=1), nn.LeakyReLU(0.1),
+        nn.Conv2d(256, 256, 4, stride=2, padding=1), nn.LeakyReLU(0.1),
+        nn.Conv2d(256, 512, 3, stride=1, padding=1), nn.LeakyReLU(0.1),
+        nn.Flatten(),
+        nn.Linear(last * last * 512, 1),
+    )  # fmt: skip
+    return generator, discriminator
+
+
+# --- sngan-resnet ----------------------------------------------------------------------------
+
+RESNET_RECIPE = Recipe(
+    dataset="cifar10",
+    image_size=32,
+    channels=3,
+    pixel_range=(-1.0, 1.0),
+    latent_dim=128,  # dim_z 128 in the authors' config
+    # The references initialise with Xavier-uniform (Chainer's GlorotUniform; mimicry: gain
+    # sqrt(2) in the residual convs, 1 elsewhere) and zero biases; "keras" is Xavier-uniform
+    # with gain 1 and zero biases, the closest of ganctl's schemes.
+    init="keras",
+    loss="hinge",  # loss_type: hinge in the authors' config
+    # 64 real + 64 fake per D step, G on 128 latents: the authors' config (batchsize 64,
+    # n_gen_samples 128) exactly, in "joint" mode (see the CNN recipe above for why joint).
+    batch_size=128,
+    d_update="joint",
+    sampling="shuffle",
+    # 50,000 G updates in the authors' CIFAR-10 config (mimicry trains 100k); an epoch is
+    # floor(50000 / 128) = 390 G steps: 128 epochs = 49,920.
+    epochs=128,
+    g_lr=2e-4,  # Adam alpha 2e-4, beta1 0, beta2 .9, n_dis 5 (the authors' config)
+    d_lr=2e-4,
+    beta1=0.0,
+    beta2=0.9,
+    d_steps=5,
+    spectral_norm="d",
+    lr_decay="linear",  # iteration_decay_start: 0 -> linear to 0 over the whole run
+    sample_every=4,  # 32 grids over the run
+    sample_grid=64,
+)
+
+RESNET_SIZES = (32, 48)
+G_CHANNELS = 256  # ch of the authors' 32 px generator
+D_CHANNELS = 128  # ch of their 32 px discriminator
+
+
+@register_architecture(
+    "sngan-resnet",
+    recipe=RESNET_RECIPE,
+    description="Miyato et al. SNGAN ResNet (32 px): 3 up-sampling residual blocks, 4-block D with sum pooling",
+    image_sizes=RESNET_SIZES,
+    size_rule="32 px (the paper's CIFAR-10 ResNet) or 48 px (the same widths from a 6x6 map)",
+)
+def sngan_resnet(image_size: int, channels: int, latent_dim: int) -> tuple[nn.Module, nn.Module]:
+    if image_size not in RESNET_SIZES:
+        raise ValueError(f"sngan-resnet cannot be built at {image_size} px")
+    bottom = image_size // 8  # three doublings
+    generator = nn.Sequential(
+        nn.Linear(latent_dim, bottom * bottom * G_CHANNELS),
+        nn.Unflatten(1, (G_CHANNELS, bottom, bottom)),
+        GenBlock(G_CHANNELS, G_CHANNELS),
+        GenBlock(G_CHANNELS, G_CHANNELS),
+        GenBlock(G_CHANNELS, G_CHANNELS),
+        nn.BatchNorm2d(G_CHANNELS), nn.ReLU(),
+        nn.Conv2d(G_CHANNELS, channels, 3, padding=1),
+        nn.Tanh(),
+    )  # fmt: skip
+    discriminator = nn.Sequential(
+        DiscBlock(channels, D_CHANNELS, downsample=True, optimized=True),
+        DiscBlock(D_CHANNELS, D_CHANNELS, downsample=True),
+        DiscBlock(D_CHANNELS, D_CHANNELS, downsample=False),
+        DiscBlock(D_CHANNELS, D_CHANNELS, downsample=False),
+        nn.ReLU(),
+        SumPool(),
+        nn.Linear(D_CHANNELS, 1),
+    )
+    return generator, discriminator
