@@ -28,7 +28,7 @@ MAX_STRIP = 60  # grids in a run's strip; more are thinned out evenly (first and
 THUMB_WIDTH = 256  # grids wider than this are shrunk for the strip (the final grid is not)
 EVENT_GREY = "#555555"
 COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f"]
-GENERATOR_FILES = (("best", runs.BEST_GENERATOR), ("final", runs.FINAL_GENERATOR), ("final, not averaged", runinfo.RAW_GENERATOR))
+GENERATOR_FILES = (("best", runs.BEST_GENERATOR), ("final", runs.FINAL_GENERATOR), ("final, not averaged", runs.RAW_GENERATOR))
 
 
 def require_matplotlib() -> None:

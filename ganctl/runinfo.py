@@ -22,7 +22,6 @@ from ganctl import runs
 from ganctl.errors import GanctlError
 
 LOCK = ".lock"  # held (fcntl.flock, exclusive) by the process training in the folder
-RAW_GENERATOR = "generator-raw.safetensors"  # the non-EMA weights, when the run averages them
 
 
 def is_number(value: Any) -> bool:

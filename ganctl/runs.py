@@ -17,6 +17,7 @@ from ganctl.fileio import atomic_write_bytes
 
 ENV_RUNS_DIR = "GANCTL_RUNS_DIR"
 FINAL_GENERATOR = "generator.safetensors"
+RAW_GENERATOR = "generator-raw.safetensors"  # the non-averaged generator, beside an EMA run's files
 BEST_GENERATOR = "best.safetensors"
 CONFIG = "config.json"
 METRICS = "metrics.jsonl"
@@ -68,6 +69,11 @@ def training_dataset(generator_file: Path) -> str | None:
             except (OSError, ValueError, KeyError, TypeError):
                 return None
     return None
+
+
+def is_run_dir(path: Path) -> bool:
+    """Whether ``path`` is a run folder (it holds a config.json), for listing runs."""
+    return (Path(path) / CONFIG).is_file()
 
 
 def find_generator(weights: Path | None) -> Path:

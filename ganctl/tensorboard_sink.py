@@ -42,6 +42,9 @@ TAGS = {
     "images_per_s": "speed/images_per_s",
     "lr_g": "lr/g",
     "lr_d": "lr/d",
+    "r1": "reg/r1",
+    "r2": "reg/r2",
+    "gp": "reg/gp",
 }
 NOT_SCALARS = {"step", "epoch"}  # the x axis, not a curve
 HPARAM_METRICS = ("eval/fid", "eval/kid", "loss/g", "loss/d_real", "loss/d_fake")

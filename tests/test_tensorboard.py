@@ -31,7 +31,7 @@ def test_tags_are_stable_and_every_other_key_has_a_place():
         "loss/d_real", "loss/d_fake", "loss/g", "acc/d_real", "acc/d_fake"]  # fmt: skip
     assert [tag_for(k) for k in ("fid", "kid_mean", "images_per_s", "lr_g", "lr_d")] == [
         "eval/fid", "eval/kid", "speed/images_per_s", "lr/g", "lr/d"]  # fmt: skip
-    assert tag_for("r1") == "train/r1" and tag_for("augment_p") == "train/augment_p" and tag_for("gp_loss") == "loss/gp"
+    assert tag_for("r1") == "reg/r1" and tag_for("gp") == "reg/gp" and tag_for("augment_p") == "train/augment_p" and tag_for("gp_loss") == "loss/gp"
 
 
 def test_resume_purges_what_the_interrupted_session_wrote_after_the_checkpoint(tmp_path):
@@ -62,7 +62,7 @@ def test_evaluation_records_images_events_and_the_configuration(tmp_path):
         sink.record({"step": 4, "event": "d_collapse", "message": "discriminator loss has stayed below 0.05"})
     events = read_back(tmp_path / "tb")
     scalars = set(events.Tags()["scalars"])
-    assert {"eval/fid", "eval/kid", "eval/kid_std", "eval/seconds", "train/r1"} <= scalars
+    assert {"eval/fid", "eval/kid", "eval/kid_std", "eval/seconds", "reg/r1"} <= scalars
     assert not any("best" in t or "protocol" in t for t in scalars)
     assert events.Scalars("eval/fid")[0].value == pytest.approx(31.5)
     (image,) = events.Images("samples")
@@ -96,3 +96,22 @@ def test_without_tensorboard_the_option_says_how_to_get_it(tmp_path, monkeypatch
     with pytest.raises(GanctlError, match="--tensorboard needs the tensorboard package"):
         TensorBoardSink(tmp_path, purge_step=None, config=CONFIG)
     assert not (tmp_path / tensorboard_sink.FOLDER).exists()
+
+
+def test_train_with_tensorboard_then_resume_writes_each_step_once(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from typer.testing import CliRunner
+
+    from ganctl.cli import app
+
+    run = tmp_path / "run"
+    args = ["--arch", "mnist-dcgan", "--dataset", "synthetic", "--limit", "64", "--batch-size", "16", "--quiet",
+            "--log-every", "2", "--sample-every", "1", "--checkpoint-every", "3", "--tensorboard"]
+    assert CliRunner().invoke(app, ["train", *args, "--max-steps", "5", "--out", str(run)]).exit_code == 0
+    result = CliRunner().invoke(app, ["train", "--resume", "--out", str(run), "--max-steps", "10", "--quiet"])
+    assert result.exit_code == 0, result.stderr
+    events = EventAccumulator(str(run / "tb"), size_guidance={"scalars": 0, "images": 0})
+    events.Reload()
+    steps = [e.step for e in events.Scalars("loss/g")]
+    assert steps == [2, 4, 5, 6, 8, 10]
+    assert "samples" in events.Tags()["images"]

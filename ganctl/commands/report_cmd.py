@@ -36,7 +36,7 @@ def report_command(
         if len(folders) > 1:
             raise GanctlError("with several runs, name the report file with --out FILE")
         out_file = folders[0] / DEFAULT_NAME
-    from ganctl.sampling import check_output_file
+    from ganctl.outputs import check_output_file
 
     check_output_file(out_file, force)  # before the plots are drawn: exists, a folder, unwritable
     page = report.build_report(folders)

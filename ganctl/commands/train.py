@@ -21,7 +21,7 @@ MODERN = "Stabilisers and quality (all off in the seed recipes; see docs/train.m
 # --eval-n is not among them: figures of different sample counts do not compare.
 RESUMABLE = {
     "epochs", "max_steps", "device", "quiet", "checkpoint_every", "keep_checkpoints", "log_every", "compile",
-    "eval_every", "inception",
+    "eval_every", "inception", "tensorboard",
 }  # fmt: skip
 
 
@@ -67,6 +67,7 @@ def train_command(
     checkpoint_every: Annotated[Optional[int], typer.Option(help="Iterations between checkpoints (default: one epoch).", rich_help_panel=RUN)] = None,
     keep_checkpoints: Annotated[Optional[int], typer.Option(help="How many checkpoints to keep (default 3).", rich_help_panel=RUN)] = None,
     log_every: Annotated[Optional[int], typer.Option(help="Iterations between metrics records (default 50).", rich_help_panel=RUN)] = None,
+    tensorboard: Annotated[Optional[bool], typer.Option("--tensorboard/--no-tensorboard", help="Also write TensorBoard event files to RUN/tb/ (pip install 'ganctl[tensorboard]').", rich_help_panel=RUN)] = None,
     dry_run: Annotated[bool, typer.Option(help="Print the resolved configuration and exit.", rich_help_panel=RUN)] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or configuration table.", rich_help_panel=RUN)] = False,
     # evaluation
@@ -105,7 +106,7 @@ def train_command(
         "amp": amp, "channels_last": channels_last, "compile": compile, "max_steps": max_steps, "checkpoint_every": checkpoint_every,
         "keep_checkpoints": keep_checkpoints, "log_every": log_every, "quiet": quiet or None,
         "download": False if no_download else None, "eval_every": eval_every, "eval_n": eval_n,
-        "inception": str(inception) if inception else None,
+        "inception": str(inception) if inception else None, "tensorboard": tensorboard,
     }
     if resume:
         run_dir = out_dir or runs.latest_run()
@@ -122,6 +123,10 @@ def train_command(
                 setattr(config, key, value)
         config.run_dir = str(out_dir or runs.new_run_dir(arch))
 
+    if config.tensorboard:
+        from ganctl.tensorboard_sink import require_tensorboard
+
+        require_tensorboard()
     if not config.quiet or dry_run:
         _print_config(config)
     if dry_run:

@@ -34,6 +34,7 @@ class TrainConfig:
     eval_n: int = 10_000  # generated images per evaluation (and reference images, capped by the dataset)
     inception: str | None = None  # FID Inception weights file; None: $GANCTL_INCEPTION_WEIGHTS or the cache
     download: bool = True
+    tensorboard: bool = False  # TensorBoard event files in RUN/tb/ (needs the tensorboard package)
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)

@@ -51,8 +51,6 @@ from ganctl.training.stats import StepStats
 from ganctl.training.step import CORE_STATS, Networks, TrainStep
 from ganctl.weights import save_generator
 
-RAW_GENERATOR = "generator-raw.safetensors"  # the non-averaged generator, beside an EMA run's files
-
 
 def make_adam(network: torch.nn.Module, recipe, lr: float, device: torch.device, lazy_interval: int = 1) -> torch.optim.Optimizer:
     """Adam as the recipe says; for a regulariser applied lazily every N steps, StyleGAN2's adjustment.
@@ -104,6 +102,8 @@ class Trainer:
             try:
                 self._loop()
             finally:
+                if self.tensorboard is not None:
+                    self.tensorboard.close()
                 signal.signal(signal.SIGINT, previous)
                 signal.signal(signal.SIGTERM, signal.SIG_DFL)
         return self.run_dir
@@ -255,6 +255,15 @@ class Trainer:
             self._restore()
         else:
             (self.run_dir / runs.METRICS).touch()
+        self.tensorboard = None
+        if c.tensorboard:
+            from ganctl.tensorboard_sink import TensorBoardSink
+
+            # on resume, TensorBoard hides what the interrupted session wrote after the checkpoint
+            self.tensorboard = TensorBoardSink(
+                self.run_dir, purge_step=self.step + 1 if self.resume else None,
+                config={"ganctl_version": __version__, **c.to_dict()},
+            )  # fmt: skip
 
     def _named_state(self) -> ckpt.NamedState:
         """Every stateful part of the run, by name: what a checkpoint saves and restores."""
@@ -350,7 +359,7 @@ class Trainer:
             evaluated = True
         self._save_generator(self.run_dir / runs.FINAL_GENERATOR)
         if self.ema is not None:
-            self._save_generator(self.run_dir / RAW_GENERATOR, raw=True)
+            self._save_generator(self.run_dir / runs.RAW_GENERATOR, raw=True)
         self._progress_animation()
         # (again if the step's checkpoint predates the evaluation: it records the best FID)
         if evaluated or self.last_checkpoint != ckpt.checkpoint_path(self.run_dir / runs.CHECKPOINTS, self.step):
@@ -396,6 +405,8 @@ class Trainer:
     def _append_metrics(self, record: dict[str, Any]) -> None:
         with open(self.run_dir / runs.METRICS, "a") as f:
             f.write(json.dumps(record) + "\n")
+        if self.tensorboard is not None:  # the same record, from values already on the host
+            self.tensorboard.record(record)
 
     # --- samples, snapshots, checkpoints --------------------------------------------------
     @torch.no_grad()
@@ -408,6 +419,8 @@ class Trainer:
         generator.train(was_training)
         png = to_pil(grid(to_uint8(images, low_high)))
         save_png(png, self.run_dir / runs.SAMPLES / f"{tag}.png")
+        if self.tensorboard is not None:
+            self.tensorboard.image("samples", self.step, png)
         if tag != "final":
             self._save_generator(self.run_dir / runs.SNAPSHOTS / f"generator-{tag}.safetensors")
         spread = sample_spread(images, low_high)
@@ -485,6 +498,8 @@ class Trainer:
         folder = self.run_dir / runs.CHECKPOINTS
         path = ckpt.checkpoint_path(folder, self.step)
         self.state.save(path, step=self.step)
+        if self.tensorboard is not None:  # what precedes a checkpoint is never written again on resume
+            self.tensorboard.flush()
         self.last_checkpoint = path
         ckpt.prune(folder, self.config.keep_checkpoints)
 
