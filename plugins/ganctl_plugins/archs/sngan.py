@@ -89,14 +89,7 @@ def cnn_bottom_width(image_size: int) -> int:
     return widths[image_size]
 
 
-@register_architecture(
-    "sngan-cnn",
-    recipe=CNN_RECIPE,
-    description="Miyato et al. SNGAN standard CNN: deconv G with BN, 7-conv LeakyReLU D; hinge, spectral-norm D",
-    image_sizes=CNN_SIZES,
-    size_rule="32 px (CIFAR-10), 48 px (STL-10), 28 px (MNIST: M_g = 7, first up-sampling layer at stride 1)",
-)
-def sngan_cnn(image_size: int, channels: int, latent_dim: int) -> tuple[nn.Module, nn.Module]:
+def cnn_generator(image_size: int, channels: int, latent_dim: int) -> nn.Module:
     bottom = cnn_bottom_width(image_size)
     # at 28 px the first up-sampling layer keeps 7x7 (3x3, stride 1); otherwise it doubles
     first_up = nn.ConvTranspose2d(512, 256, 3, stride=1, padding=1) if image_size == 28 else (
@@ -112,7 +105,10 @@ def sngan_cnn(image_size: int, channels: int, latent_dim: int) -> tuple[nn.Modul
         nn.Conv2d(64, channels, 3, stride=1, padding=1),
         nn.Tanh(),
     )  # fmt: skip
+    return generator
 
+
+def cnn_discriminator(image_size: int, channels: int) -> nn.Module:
     # the three 4x4 stride-2 convs take 32 -> 4, 48 -> 6, 28 -> 3
     last = image_size
     for _ in range(3):
@@ -128,7 +124,19 @@ def sngan_cnn(image_size: int, channels: int, latent_dim: int) -> tuple[nn.Modul
         nn.Flatten(),
         nn.Linear(last * last * 512, 1),
     )  # fmt: skip
-    return generator, discriminator
+    return discriminator
+
+
+@register_architecture(
+    "sngan-cnn",
+    recipe=CNN_RECIPE,
+    description="Miyato et al. SNGAN standard CNN: deconv G with BN, 7-conv LeakyReLU D; hinge, spectral-norm D",
+    image_sizes=CNN_SIZES,
+    size_rule="32 px (CIFAR-10), 48 px (STL-10), 28 px (MNIST: M_g = 7, first up-sampling layer at stride 1)",
+    generator_factory=cnn_generator,
+)
+def sngan_cnn(image_size: int, channels: int, latent_dim: int) -> tuple[nn.Module, nn.Module]:
+    return cnn_generator(image_size, channels, latent_dim), cnn_discriminator(image_size, channels)
 
 
 # --- sngan-resnet ----------------------------------------------------------------------------
@@ -168,14 +176,7 @@ G_CHANNELS = 256  # ch of the authors' 32 px generator
 D_CHANNELS = 128  # ch of their 32 px discriminator
 
 
-@register_architecture(
-    "sngan-resnet",
-    recipe=RESNET_RECIPE,
-    description="Miyato et al. SNGAN ResNet (32 px): 3 up-sampling residual blocks, 4-block D with sum pooling",
-    image_sizes=RESNET_SIZES,
-    size_rule="32 px (the paper's CIFAR-10 ResNet) or 48 px (the same widths from a 6x6 map)",
-)
-def sngan_resnet(image_size: int, channels: int, latent_dim: int) -> tuple[nn.Module, nn.Module]:
+def resnet_generator(image_size: int, channels: int, latent_dim: int) -> nn.Module:
     if image_size not in RESNET_SIZES:
         raise ValueError(f"sngan-resnet cannot be built at {image_size} px")
     bottom = image_size // 8  # three doublings
@@ -189,7 +190,11 @@ def sngan_resnet(image_size: int, channels: int, latent_dim: int) -> tuple[nn.Mo
         nn.Conv2d(G_CHANNELS, channels, 3, padding=1),
         nn.Tanh(),
     )  # fmt: skip
-    discriminator = nn.Sequential(
+    return generator
+
+
+def resnet_discriminator(channels: int) -> nn.Module:
+    return nn.Sequential(
         DiscBlock(channels, D_CHANNELS, downsample=True, optimized=True),
         DiscBlock(D_CHANNELS, D_CHANNELS, downsample=True),
         DiscBlock(D_CHANNELS, D_CHANNELS, downsample=False),
@@ -198,4 +203,15 @@ def sngan_resnet(image_size: int, channels: int, latent_dim: int) -> tuple[nn.Mo
         SumPool(),
         nn.Linear(D_CHANNELS, 1),
     )
-    return generator, discriminator
+
+
+@register_architecture(
+    "sngan-resnet",
+    recipe=RESNET_RECIPE,
+    description="Miyato et al. SNGAN ResNet (32 px): 3 up-sampling residual blocks, 4-block D with sum pooling",
+    image_sizes=RESNET_SIZES,
+    size_rule="32 px (the paper's CIFAR-10 ResNet) or 48 px (the same widths from a 6x6 map)",
+    generator_factory=resnet_generator,
+)
+def sngan_resnet(image_size: int, channels: int, latent_dim: int) -> tuple[nn.Module, nn.Module]:
+    return resnet_generator(image_size, channels, latent_dim), resnet_discriminator(channels)
