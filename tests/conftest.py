@@ -86,3 +86,14 @@ def weights_file(tmp_path_factory) -> Path:
     if REAL_WEIGHTS.is_file():
         return REAL_WEIGHTS
     return random_inception_file(tmp_path_factory.mktemp("inception") / "random-inception.pth")
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> Path:
+    """One real finished 8-step run, trained once per test module (in its own runs root, with its LATEST)."""
+    from tests.runfolders import train_tiny
+
+    root = tmp_path_factory.mktemp("tiny") / "runs"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("GANCTL_RUNS_DIR", str(root))
+        return train_tiny(root / "mnist-tiny")

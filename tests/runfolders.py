@@ -83,3 +83,26 @@ def write_generator(path: Path, arch: str, **extra: Any) -> None:
                 "image_shape": "[1, 28, 28]", "pixel_range": "[0.0, 1.0]", "latent_distribution": "normal",
                 "ganctl_version": "0.1.0", **{k: str(v) for k, v in extra.items()}}  # fmt: skip
     save_file({"weight": np.zeros(4, dtype=np.float32)}, str(path), metadata=metadata)
+
+
+def generator_tensors(path: Path) -> dict:
+    """Every tensor of a safetensors file, by name."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), "pt") as f:
+        return {k: f.get_tensor(k) for k in f.keys()}
+
+
+def assert_resume_is_bitwise(folder: Path, args: list[str], *, stop: int, end: int, files: tuple[str, ...]) -> None:
+    """Train ``args`` to step ``end`` straight, and to ``stop`` then ``--resume`` to ``end``: ``files`` are equal, bit for bit."""
+    import torch
+
+    runner = CliRunner()
+    for name, steps in (("straight", end), ("broken", stop)):
+        result = runner.invoke(app, ["train", *args, "--max-steps", str(steps), "--out", str(folder / name)])
+        assert result.exit_code == 0, result.stderr
+    result = runner.invoke(app, ["train", "--resume", "--out", str(folder / "broken"), "--max-steps", str(end), "--quiet"])
+    assert result.exit_code == 0, result.stderr
+    for file in files:
+        a, b = generator_tensors(folder / "straight" / file), generator_tensors(folder / "broken" / file)
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), file

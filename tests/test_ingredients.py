@@ -5,11 +5,9 @@ regularisation, LR decay, phases; each against a hand computation or a property,
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 import torch
-from safetensors import safe_open
 from torch import nn
 from typer.testing import CliRunner
 
@@ -23,16 +21,13 @@ from ganctl.training.loop import make_adam
 from ganctl.training.stats import StepStats
 from ganctl.training.step import Networks, TrainStep
 from ganctl.weights import load_generator, read_info
+from tests.runfolders import assert_resume_is_bitwise
+from tests.runfolders import generator_tensors as tensors
 
 runner = CliRunner()
 QUICK = ["--dataset", "synthetic", "--limit", "64", "--batch-size", "16", "--quiet", "--log-every", "2"]
 EVERYTHING = ["--reg", "r1", "--reg-every", "4", "--reg-weight", "1", "--ema-kimg", "0.1", "--d-steps", "5",
               "--augment", "color,translation,cutout", "--lr-decay", "linear", "--spectral-norm", "d"]
-
-
-def tensors(path: Path) -> dict[str, torch.Tensor]:
-    with safe_open(str(path), "pt") as f:
-        return {k: f.get_tensor(k) for k in f.keys()}
 
 
 # --- regularisers against hand computations ------------------------------------------------
@@ -245,14 +240,8 @@ def train(*args: str):
 
 
 def test_everything_on_resumes_bitwise(tmp_path):
-    common = ["--arch", "mnist-dcgan", *QUICK, *EVERYTHING, "--checkpoint-every", "3", "--seed", "11"]
-    assert train(*common, "--max-steps", "10", "--out", str(tmp_path / "straight")).exit_code == 0
-    assert train(*common, "--max-steps", "5", "--out", str(tmp_path / "broken")).exit_code == 0
-    result = train("--resume", "--out", str(tmp_path / "broken"), "--max-steps", "10", "--quiet")
-    assert result.exit_code == 0, result.stderr
-    for name in ("generator.safetensors", "generator-raw.safetensors"):
-        a, b = tensors(tmp_path / "straight" / name), tensors(tmp_path / "broken" / name)
-        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), name
+    args = ["--arch", "mnist-dcgan", *QUICK, *EVERYTHING, "--checkpoint-every", "3", "--seed", "11"]
+    assert_resume_is_bitwise(tmp_path, args, stop=5, end=10, files=("generator.safetensors", "generator-raw.safetensors"))
     records = [json.loads(line) for line in (tmp_path / "straight" / "metrics.jsonl").read_text().splitlines()]
     last = records[-1]
     assert {"r1", "lr_g", "lr_d", "d_acc_real"} <= last.keys()

@@ -10,7 +10,6 @@ import re
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,7 +18,7 @@ from typer.testing import CliRunner
 
 from ganctl import report, runs
 from ganctl.cli import app
-from tests.runfolders import eval_record, train_record, train_tiny, write_run
+from tests.runfolders import eval_record, train_record, write_run
 
 pytest.importorskip("matplotlib", reason="ganctl report draws with matplotlib (pip install 'ganctl[report]')")
 
@@ -47,15 +46,6 @@ def assert_self_contained(page: str) -> None:
         assert value.startswith("data:") or value.startswith("#"), f"{attribute}={value[:60]}"
     assert "http://" not in page and "https://" not in page and "<script" not in page.lower()
     assert "url(" not in page  # no CSS fetching anything either
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> Path:
-    """A real 8-step run, trained once for the module (in its own runs root, with its LATEST)."""
-    root = tmp_path_factory.mktemp("tiny") / "runs"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("GANCTL_RUNS_DIR", str(root))
-        return train_tiny(root / "mnist-tiny")
 
 
 def test_report_of_a_real_run(tiny, tmp_path):

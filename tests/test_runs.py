@@ -5,14 +5,13 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from ganctl import runinfo, runs
 from ganctl.cli import app
-from tests.runfolders import eval_record, train_record, train_tiny, write_generator, write_run
+from tests.runfolders import eval_record, train_record, write_generator, write_run
 
 runner = CliRunner()
 
@@ -21,15 +20,6 @@ def runs_json(*args: str) -> list[dict]:
     result = runner.invoke(app, ["runs", "--json", *args])
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout)
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> Path:
-    """One real finished run, trained once for the module (its own runs root and LATEST)."""
-    root = tmp_path_factory.mktemp("tiny") / "runs"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("GANCTL_RUNS_DIR", str(root))
-        return train_tiny(root / "mnist-tiny")
 
 
 def test_a_real_finished_run(tiny):

@@ -7,7 +7,6 @@ import math
 
 import pytest
 import torch
-from safetensors import safe_open
 from typer.testing import CliRunner
 
 from ganctl.cli import app
@@ -15,6 +14,7 @@ from ganctl.registry import ARCHITECTURES
 from ganctl.summary import count_params
 from ganctl.weights import load_generator
 from ganctl_plugins.archs.blocks import DiscBlock, GenBlock
+from tests.runfolders import assert_resume_is_bitwise
 
 runner = CliRunner()
 SNGAN = ("sngan-cnn", "sngan-resnet")
@@ -144,20 +144,8 @@ def test_trains_with_its_own_recipe(name, tmp_path):
     assert generator(torch.randn(2, 128)).shape == (2, 3, 32, 32)
 
 
-def tensors(path) -> dict[str, torch.Tensor]:
-    with safe_open(str(path), "pt") as f:
-        return {k: f.get_tensor(k) for k in f.keys()}
-
-
 def test_cnn_resume_is_bitwise_identical_with_ema_and_augmentation(tmp_path):
     common = ["--arch", "sngan-cnn", "--dataset", "synthetic", "--limit", "64", "--batch-size", "16",
               "--quiet", "--log-every", "1", "--checkpoint-every", "3", "--seed", "3",
               "--ema-kimg", "0.1", "--augment", "color,translation,cutout"]  # fmt: skip
-    assert train(*common, "--max-steps", "6", "--out", str(tmp_path / "straight")).exit_code == 0
-    assert train(*common, "--max-steps", "3", "--out", str(tmp_path / "broken")).exit_code == 0
-    result = train("--resume", "--out", str(tmp_path / "broken"), "--max-steps", "6", "--quiet")
-    assert result.exit_code == 0, result.stderr
-    for file in ("generator.safetensors", "generator-raw.safetensors"):
-        a, b = tensors(tmp_path / "straight" / file), tensors(tmp_path / "broken" / file)
-        assert a.keys() == b.keys()
-        assert all(torch.equal(a[k], b[k]) for k in a), file
+    assert_resume_is_bitwise(tmp_path, common, stop=3, end=6, files=("generator.safetensors", "generator-raw.safetensors"))

@@ -15,7 +15,7 @@ from safetensors import safe_open
 from typer.testing import CliRunner
 
 from ganctl.cli import app
-from ganctl.registry import ARCHITECTURES, LOSSES, PluginSource
+from ganctl.registry import LOSSES, PluginSource
 from ganctl.training.health import CollapseWatch, DiversityWatch, sample_spread
 from ganctl.weights import load_generator, read_info
 from tests.formats import write_cifar10, write_mnist
