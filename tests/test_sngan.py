@@ -17,7 +17,7 @@ from ganctl_plugins.archs.blocks import DiscBlock, GenBlock
 from tests.runfolders import assert_resume_is_bitwise
 
 runner = CliRunner()
-SNGAN = ("sngan-cnn", "sngan-resnet")
+SNGAN = ("sngan-cnn", "sngan-resnet", "sngan-cnn-small")
 
 # (trainable, non-trainable) of G and D at 32 px, 3 channels, latent 128; spectral norm is the
 # trainer's business, so these are the plain modules.
@@ -33,6 +33,7 @@ SNGAN = ("sngan-cnn", "sngan-resnet")
 COUNTS = {
     "sngan-cnn": ((3_813_379, 1_920), (2_935_873, 0)),
     "sngan-resnet": ((4_276_739, 3_584), (1_053_825, 0)),
+    "sngan-cnn-small": ((437_251, 480), (185_617, 0)),  # sngan-cnn at a quarter of its widths
 }
 
 
@@ -95,6 +96,12 @@ def test_resnet_blocks_change_size_as_named():
     assert plain(x).shape == (2, 16, 8, 8)
 
 
+def test_the_demo_recipe_needs_no_download_and_keeps_to_its_budget():
+    r = ARCHITECTURES.get("sngan-cnn-small").obj.recipe
+    assert r.dataset == "synthetic" and r.ema_kimg is not None and r.spectral_norm == "d"
+    assert r.epochs * (10_000 // r.batch_size) == 3_120  # the iterations docs/recipes.md timed
+
+
 def test_resnet_discriminator_block_does_not_modify_its_input():
     # the first ReLU must not be in place: x also feeds the shortcut
     x = torch.randn(2, 8, 4, 4)
@@ -103,7 +110,7 @@ def test_resnet_discriminator_block_does_not_modify_its_input():
     assert torch.equal(x, before)
 
 
-@pytest.mark.parametrize("name", SNGAN)
+@pytest.mark.parametrize("name", ["sngan-cnn", "sngan-resnet"])
 def test_recipes_are_the_published_ones(name):
     r = ARCHITECTURES.get(name).obj.recipe
     assert (r.dataset, r.image_size, r.channels, r.pixel_range, r.latent_dim) == ("cifar10", 32, 3, (-1.0, 1.0), 128)
@@ -149,3 +156,18 @@ def test_cnn_resume_is_bitwise_identical_with_ema_and_augmentation(tmp_path):
               "--quiet", "--log-every", "1", "--checkpoint-every", "3", "--seed", "3",
               "--ema-kimg", "0.1", "--augment", "color,translation,cutout"]  # fmt: skip
     assert_resume_is_bitwise(tmp_path, common, stop=3, end=6, files=("generator.safetensors", "generator-raw.safetensors"))
+
+
+def test_the_readme_first_command_trains(tmp_path):
+    """The README's first training command, cut to a few iterations, runs in the normal suite."""
+    import re
+    import shlex
+    from pathlib import Path
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    command = next(line for line in readme.splitlines() if "ganctl train --arch" in line and "pip install" in line)
+    words = shlex.split(re.sub(r"^.*?&& ganctl ", "", command))
+    assert words[:2] == ["train", "--arch"]
+    result = runner.invoke(app, [*words, "--limit", "128", "--max-steps", "3", "--quiet", "--out", str(tmp_path / "run")])
+    assert result.exit_code == 0, result.stderr
+    assert (tmp_path / "run" / "generator.safetensors").is_file()
