@@ -1,6 +1,6 @@
 """Finding and loading plugins, and remembering where each registered name came from.
 
-A plugin is a Python module that registers architectures, losses or datasets when it is
+A plugin is a Python module that registers architectures, losses, regularisers or datasets when it is
 imported. They come from three places:
 
 * the ``ganctl.plugins`` entry-point group: ganctl's own built-ins (``plugins/`` in the
