@@ -20,6 +20,7 @@ FINAL_GENERATOR = "generator.safetensors"
 RAW_GENERATOR = "generator-raw.safetensors"  # the non-averaged generator, beside an EMA run's files
 BEST_GENERATOR = "best.safetensors"
 CONFIG = "config.json"
+LOCK = ".lock"  # held (fcntl.flock, exclusive) by the process training in the folder
 METRICS = "metrics.jsonl"
 CHECKPOINTS = "checkpoints"
 SNAPSHOTS = "snapshots"

@@ -26,6 +26,7 @@ import json
 import math
 import os
 import signal
+import stat
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -93,8 +94,12 @@ class Trainer:
     def run(self) -> Path:
         # Everything that can be wrong with the request is found before the run folder is made.
         self._load_data()
-        self._prepare_run_dir()
+        self._check_run_dir()
+        self._make_run_dir()
+        # The lock before anything is removed or written: a second `train --resume` started
+        # while this one runs must not touch its files (its temporary files above all).
         with self._lock():
+            self._prepare_run_dir()
             self._setup()
             previous = signal.getsignal(signal.SIGINT)
             signal.signal(signal.SIGINT, self._on_interrupt)
@@ -114,14 +119,27 @@ class Trainer:
         self._interrupted = True
 
     # --- set-up ---------------------------------------------------------------------------
-    def _prepare_run_dir(self) -> None:
-        config_file = self.run_dir / runs.CONFIG
-        if not self.resume and self.run_dir.exists() and any(self.run_dir.iterdir()):
+    def _check_run_dir(self) -> None:
+        """A new run only goes into an empty folder (stale temporary files and the lock don't count)."""
+        if not self.resume and self.run_dir.exists() and _holds_files(self.run_dir):
             raise GanctlError(
                 f"{self.run_dir} already holds files; continue it with --resume or choose another --out"
             )
+
+    def _make_run_dir(self) -> None:
         try:
             self.run_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise GanctlError(f"cannot write to {self.run_dir}: {exc.strerror}") from None
+
+    def _prepare_run_dir(self) -> None:
+        """Under the lock: remove what a killed process left half-written, then write config.json."""
+        self._check_run_dir()  # again, now that no other training can be writing into it
+        config_file = self.run_dir / runs.CONFIG
+        try:
+            for stale in self.run_dir.rglob(".*.tmp"):  # left by a process killed mid-write
+                if stale.is_symlink() or not stale.is_dir():  # a link itself goes, never its target
+                    stale.unlink(missing_ok=True)
             # config.json first: once the folder holds anything, it can be resumed
             if not config_file.exists():
                 atomic_write_json(config_file, {"ganctl_version": __version__, **self.config.to_dict()})
@@ -129,24 +147,51 @@ class Trainer:
                 (self.run_dir / sub).mkdir(exist_ok=True)
         except OSError as exc:
             raise GanctlError(f"cannot write to {self.run_dir}: {exc.strerror}") from None
-        for stale in self.run_dir.rglob(".*.tmp"):  # left by a process killed mid-write
-            stale.unlink(missing_ok=True)
         runs.set_latest(self.run_dir)
 
     def _lock(self):
-        """An exclusive lock on the run folder; the kernel drops it if the process dies."""
+        """An exclusive lock on the run folder; the kernel drops it if the process dies.
+
+        ``.lock`` is opened without following links and never truncated: a ``.lock`` that is
+        a link or not a regular file is refused, and the PID is written only into a lock file
+        this process created itself.
+        """
         trainer = self
 
         class _Lock:
             def __enter__(self):
-                self.fd = os.open(trainer.run_dir / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+                path = trainer.run_dir / runs.LOCK
+                flags = os.O_RDWR | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+                created = False
+                try:
+                    try:
+                        self.fd = os.open(path, flags | os.O_CREAT | os.O_EXCL, 0o644)
+                        created = True
+                    except FileExistsError:
+                        self.fd = os.open(path, flags | getattr(os, "O_NONBLOCK", 0))
+                except OSError as exc:
+                    if path.is_symlink() or (path.exists() and not path.is_file()):
+                        kind = "a symbolic link" if path.is_symlink() else "not a regular file"
+                        raise GanctlError(
+                            f"{path} is {kind}; remove it if no training is running in {trainer.run_dir}, then try again"
+                        ) from None
+                    raise GanctlError(f"cannot open {path}: {exc.strerror}") from None
+                info = os.fstat(self.fd)
+                if not stat.S_ISREG(info.st_mode):
+                    os.close(self.fd)
+                    raise GanctlError(
+                        f"{path} is not a regular file; remove it if no training is running in {trainer.run_dir}, then try again"
+                    )
                 try:
                     fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 except BlockingIOError:
                     os.close(self.fd)
                     raise GanctlError(f"another training is already running in {trainer.run_dir}") from None
-                os.ftruncate(self.fd, 0)
-                os.write(self.fd, f"{os.getpid()}\n".encode())
+                if created:  # never write into a file this process did not make
+                    try:
+                        os.write(self.fd, f"{os.getpid()}\n".encode())
+                    except OSError:
+                        pass
 
             def __exit__(self, *exc):
                 fcntl.flock(self.fd, fcntl.LOCK_UN)
@@ -527,3 +572,14 @@ class Trainer:
                 if record.get("step", math.inf) <= step:
                     kept.append(line)
         atomic_write_bytes(path, "".join(line + "\n" for line in kept).encode())
+
+
+def _holds_files(folder: Path) -> bool:
+    """Whether ``folder`` holds anything but the lock and temporary files a killed write left."""
+    for entry in folder.iterdir():
+        if entry.name == runs.LOCK:
+            continue
+        if entry.name.startswith(".") and entry.name.endswith(".tmp"):
+            continue
+        return True
+    return False
