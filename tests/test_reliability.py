@@ -89,3 +89,112 @@ def test_a_folder_holding_only_stale_temporary_files_counts_as_empty(tmp_path):
     assert "not a ganctl run folder" not in line and "without --resume" in line
     train_tiny(run)  # a fresh training takes it
     assert not (run / ".config.json.k3j2.tmp").exists()
+
+
+# --- resume that survives damage ------------------------------------------------------------
+
+
+def _resave(path: Path, change) -> None:
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    with safe_open(str(path), "pt") as f:
+        metadata, tensors = f.metadata(), {k: f.get_tensor(k) for k in f.keys()}
+    change(tensors, metadata)
+    save_file(tensors, str(path), metadata=metadata)
+
+
+def _drop_part(tensors, metadata):
+    values = json.loads(metadata["values"])
+    name = next(iter(values))
+    del values[name]
+    metadata["values"] = json.dumps(values)
+
+
+def _misfit(tensors, metadata):
+    import torch
+
+    key = next(k for k, v in tensors.items() if v.ndim == 4)
+    tensors[key] = torch.zeros(3, 3, 3, 3)
+
+
+DAMAGES = {
+    "truncated": lambda p: p.write_bytes(p.read_bytes()[: p.stat().st_size // 2]),
+    "not safetensors": lambda p: p.write_bytes(b"\x00garbage" * 100),
+    "empty": lambda p: p.write_bytes(b""),
+    "missing part": lambda p: _resave(p, _drop_part),
+    "tensors that do not fit": lambda p: _resave(p, _misfit),
+    "values not an object": lambda p: _resave(p, lambda t, m: m.update(values="[1, 2]")),
+}
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    import os as _os
+
+    root = tmp_path_factory.mktemp("tiny")
+    old = _os.environ.get("GANCTL_RUNS_DIR")
+    _os.environ["GANCTL_RUNS_DIR"] = str(root / "runs")
+    try:
+        return train_tiny(root / "run")  # checkpoints at steps 4 and 8
+    finally:
+        if old is None:
+            _os.environ.pop("GANCTL_RUNS_DIR", None)
+        else:
+            _os.environ["GANCTL_RUNS_DIR"] = old
+
+
+def _copy(run: Path, to: Path) -> Path:
+    import shutil
+
+    shutil.copytree(run, to, symlinks=True)
+    return to
+
+
+@pytest.mark.parametrize("damage", DAMAGES)
+def test_a_damaged_newest_checkpoint_falls_back_to_the_previous_one(damage, tiny_run, tmp_path):
+    run = _copy(tiny_run, tmp_path / "run")
+    newest = run / "checkpoints" / "step-000000008.safetensors"
+    assert newest.exists()
+    DAMAGES[damage](newest)
+    result = train("--resume", "--out", str(run), "--max-steps", "9", "--quiet")
+    assert result.exit_code == 0, result.output
+    assert "Traceback" not in result.stderr
+    assert "step-000000008.safetensors" in result.stderr and "from step 4 (step-000000004.safetensors" in result.stderr
+    steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert steps == sorted(steps) and max(steps) <= 9
+
+
+def test_when_no_checkpoint_is_readable_resume_stops_in_one_line(tiny_run, tmp_path):
+    run = _copy(tiny_run, tmp_path / "run")
+    for path in (run / "checkpoints").glob("step-*.safetensors"):
+        path.write_bytes(b"nope")
+    before = (run / "generator.safetensors").read_bytes()
+    result = train("--resume", "--out", str(run), "--max-steps", "9", "--quiet")
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    assert "none of the 2 checkpoint(s)" in result.stderr.splitlines()[-1]
+    assert (run / "generator.safetensors").read_bytes() == before
+
+
+CONFIG_DAMAGES = {
+    "not JSON": (lambda c: "{not json", "not JSON"),
+    "a list": (lambda c: "[1, 2]", "not an object"),
+    "missing recipe": (lambda c: json.dumps({k: v for k, v in c.items() if k != "recipe"}), "lacks 'recipe'"),
+    "missing arch": (lambda c: json.dumps({k: v for k, v in c.items() if k != "arch"}), "lacks 'arch'"),
+    "wrong type": (lambda c: json.dumps({**c, "seed": "seven"}), "'seed'"),
+    "wrong recipe type": (lambda c: json.dumps({**c, "recipe": {**c["recipe"], "batch_size": [1]}}), "'recipe.batch_size'"),
+    "bad range": (lambda c: json.dumps({**c, "recipe": {**c["recipe"], "pixel_range": [0, "x"]}}), "'recipe.pixel_range'"),
+    "impossible number": (lambda c: json.dumps({**c, "recipe": {**c["recipe"], "batch_size": 0}}), "--batch-size"),
+    "unknown architecture": (lambda c: json.dumps({**c, "arch": "no-such-arch"}), "no-such-arch"),
+    "not UTF-8": (lambda c: b"\xff\xfe\x00", "not JSON"),
+}
+
+
+@pytest.mark.parametrize("damage", CONFIG_DAMAGES)
+def test_a_damaged_config_is_one_line_naming_what_is_wrong(damage, tiny_run, tmp_path):
+    run = _copy(tiny_run, tmp_path / "run")
+    make, expected = CONFIG_DAMAGES[damage]
+    content = make(json.loads((run / "config.json").read_text()))
+    (run / "config.json").write_bytes(content if isinstance(content, bytes) else content.encode())
+    line = one_line(train("--resume", "--out", str(run), "--max-steps", "9", "--quiet"))
+    assert "config.json" in line and expected in line, line

@@ -27,6 +27,7 @@ import math
 import os
 import signal
 import stat
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -78,6 +79,7 @@ class Trainer:
         *,
         resume: bool = False,
         say: Callable[[str], None] = print,
+        warn: Callable[[str], None] | None = None,
         progress: Any = None,
     ) -> None:
         check(config)
@@ -85,6 +87,8 @@ class Trainer:
         self.recipe = config.recipe
         self.resume = resume
         self.say = say  # one line of news for the user
+        # what the user must see even with --quiet (a resume from an older checkpoint than asked)
+        self.warn = warn or (lambda message: print(message, file=sys.stderr, flush=True))
         self.progress = progress  # a ganctl.commands.train.ProgressView, or None
         self.run_dir = Path(config.run_dir)
         self._interrupted = False
@@ -549,15 +553,31 @@ class Trainer:
         ckpt.prune(folder, self.config.keep_checkpoints)
 
     def _restore(self) -> None:
-        found = ckpt.list_checkpoints(self.run_dir / runs.CHECKPOINTS)
+        """Resume from the newest checkpoint that reads and fits; a damaged one is reported and skipped."""
+        folder = self.run_dir / runs.CHECKPOINTS
+        found = ckpt.list_checkpoints(folder)
         if not found:
             self.say(f"no checkpoint in {self.run_dir} yet: starting it from the beginning")
             self._truncate_metrics(0)
             return
-        self.state.load(ckpt.load_checkpoint(found[-1]))
-        self.last_checkpoint = found[-1]
-        self._truncate_metrics(self.step)
-        self.say(f"resuming {self.run_dir} from step {self.step} ({found[-1].name})")
+        skipped: list[str] = []
+        for path in reversed(found):
+            try:
+                self.state.load(ckpt.load_checkpoint(path))
+            except GanctlError as exc:
+                # a message for the user even with --quiet: the run goes back further than asked
+                self.warn(f"{exc}; trying the checkpoint before it")
+                skipped.append(path.name)
+                continue
+            self.last_checkpoint = path
+            self._truncate_metrics(self.step)
+            instead = f", instead of the damaged {', '.join(skipped)}" if skipped else ""
+            (self.warn if skipped else self.say)(f"resuming {self.run_dir} from step {self.step} ({path.name}{instead})")
+            return
+        raise GanctlError(
+            f"none of the {len(found)} checkpoint(s) in {folder} can be read ({', '.join(skipped)}); "
+            "restore one, or move them away to start the run again from the beginning"
+        )
 
     def _truncate_metrics(self, step: int) -> None:
         """Drop records written after the checkpoint we resume from (and a torn last line)."""
