@@ -198,3 +198,57 @@ def test_a_damaged_config_is_one_line_naming_what_is_wrong(damage, tiny_run, tmp
     (run / "config.json").write_bytes(content if isinstance(content, bytes) else content.encode())
     line = one_line(train("--resume", "--out", str(run), "--max-steps", "9", "--quiet"))
     assert "config.json" in line and expected in line, line
+
+
+# --- internal errors and plugins -------------------------------------------------------------
+
+
+@pytest.fixture
+def crashing_runs(monkeypatch):
+    from ganctl import runinfo
+
+    def crash(*args, **kwargs):
+        raise ValueError("something ganctl never expected\nsecond line")
+
+    monkeypatch.setattr(runinfo, "list_runs", crash)
+
+
+def test_an_internal_error_is_one_line_naming_a_bug(crashing_runs, tmp_path, monkeypatch):
+    monkeypatch.delenv("GANCTL_DEBUG", raising=False)
+    (tmp_path / "runs").mkdir()
+    result = runner.invoke(app, ["runs"])
+    assert result.exit_code == 70 and "Traceback" not in result.output
+    line = one_line(result)
+    assert "bug in ganctl" in line and "ValueError: something ganctl never expected" in line and "--debug" in line
+
+
+@pytest.mark.parametrize("how", ["option", "env"])
+def test_debug_shows_the_traceback(how, crashing_runs, tmp_path, monkeypatch):
+    (tmp_path / "runs").mkdir()
+    if how == "env":
+        monkeypatch.setenv("GANCTL_DEBUG", "1")
+        result = runner.invoke(app, ["runs"])
+    else:
+        result = runner.invoke(app, ["--debug", "runs"])
+    assert isinstance(result.exception, ValueError)  # raised through: Python prints the traceback
+
+
+@pytest.mark.parametrize(
+    "body, expected",
+    [
+        ("import sys\nsys.exit(3)", "sys.exit(3)"),
+        ("raise KeyboardInterrupt", "KeyboardInterrupt"),
+        ("raise BaseException('odd')", "BaseException: odd"),
+        ("raise SystemExit", "sys.exit(None)"),
+    ],
+)
+def test_a_plugin_that_exits_is_a_failed_plugin(body, expected, fresh_plugins, tmp_path, capsys):
+    import ganctl.plugins as plugins
+
+    plugin = tmp_path / "bad_plugin.py"
+    plugin.write_text(body)
+    plugins.load_file(plugin)
+    assert any(expected in str(f) for f in plugins.state.failures), plugins.state.failures
+    assert "failed to load" in capsys.readouterr().err
+    result = runner.invoke(app, ["--plugin", str(plugin), "list", "--json"])
+    assert result.exit_code == 0, result.output

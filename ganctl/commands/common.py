@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from typing import Annotated, Any, Optional, TypeVar
 
 import typer
+import typer.exceptions
 from rich.console import Console
 
 from ganctl.errors import GanctlError
@@ -69,8 +70,41 @@ def handles_errors(command: F) -> F:
         except KeyboardInterrupt:
             err.print("Interrupted.")
             raise typer.Exit(130) from None
+        except (typer.Exit, typer.Abort, typer.exceptions.TyperException):
+            raise  # the command line's own ways out
+        except Exception as exc:
+            from ganctl.environment import debug
+
+            if debug():
+                raise
+            report_error(internal_error_message(exc))
+            raise typer.Exit(INTERNAL_ERROR_EXIT) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+INTERNAL_ERROR_EXIT = 70  # EX_SOFTWARE
+
+
+def internal_error_message(exc: BaseException) -> str:
+    """One line for an exception no check of ganctl expected."""
+    from ganctl.errors import BUG_REPORTS
+
+    try:
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    except Exception:  # an exception whose message itself fails
+        text = ""
+    text = text if len(text) <= 160 else text[:157] + "..."
+    what = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    if isinstance(exc, MemoryError):
+        return "ran out of memory; try a smaller --batch-size or --n"
+    if isinstance(exc, OSError) and exc.strerror:
+        where = f" ({exc.filename})" if exc.filename else ""
+        return f"{exc.strerror}{where}; rerun with --debug for the details"
+    return (
+        f"internal error ({what}): this is a bug in ganctl; please report it to {BUG_REPORTS} "
+        "with the command and the traceback that `ganctl --debug ...` (or GANCTL_DEBUG=1) prints"
+    )
 
 
 def print_json(data: Any) -> None:
