@@ -252,3 +252,13 @@ def test_a_plugin_that_exits_is_a_failed_plugin(body, expected, fresh_plugins, t
     assert "failed to load" in capsys.readouterr().err
     result = runner.invoke(app, ["--plugin", str(plugin), "list", "--json"])
     assert result.exit_code == 0, result.output
+
+
+def test_a_damaged_metrics_file_does_not_stop_a_resume(tiny_run, tmp_path):
+    run = _copy(tiny_run, tmp_path / "run")
+    good = (run / "metrics.jsonl").read_bytes()
+    (run / "metrics.jsonl").write_bytes(good + b'\xff\xfe[1, 2]\n{"step": "x"}\n"text"\n{"step": NaN}\n{"step": 3')
+    result = train("--resume", "--out", str(run), "--max-steps", "9", "--quiet")
+    assert result.exit_code == 0, result.output
+    steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert steps == sorted(steps) and steps[-1] <= 9

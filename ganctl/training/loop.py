@@ -584,12 +584,16 @@ class Trainer:
         path = self.run_dir / runs.METRICS
         kept = []
         if path.exists():
-            for line in path.read_text().splitlines():
+            try:
+                text = path.read_bytes().decode("utf-8", errors="replace")
+            except OSError as exc:
+                raise GanctlError(f"cannot read {path}: {exc.strerror}") from None
+            for line in text.splitlines():
                 try:
                     record = json.loads(line)
-                except json.JSONDecodeError:
+                except (ValueError, RecursionError):  # a torn or damaged line
                     continue
-                if record.get("step", math.inf) <= step:
+                if isinstance(record, dict) and _is_number(record.get("step")) and record["step"] <= step:
                     kept.append(line)
         atomic_write_bytes(path, "".join(line + "\n" for line in kept).encode())
 
@@ -603,3 +607,7 @@ def _holds_files(folder: Path) -> bool:
             continue
         return True
     return False
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
