@@ -37,6 +37,29 @@ def check_not_negative(option: str, value: float | None) -> None:
         raise GanctlError(f"{option} cannot be negative ({value})")
 
 
+INT64_MAX = 2**63 - 1
+SEED_LIMIT = 2**64 - 1  # what torch.manual_seed takes
+
+
+def check_numbers(options: dict[str, Any]) -> None:
+    """Bound every number a command is given before any work: seeds to 64 bits, other whole
+    numbers to a 64-bit integer, and no infinite or NaN real number."""
+    import math
+
+    for name, value in options.items():
+        option = "--" + name.replace("_", "-")
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        if isinstance(value, float):
+            if not math.isfinite(value):
+                raise GanctlError(f"{option} must be a finite number, not {value}")
+        elif "seed" in name:
+            if not 0 <= value <= SEED_LIMIT:
+                raise GanctlError(f"{option} must lie in 0 .. 2**64-1 ({SEED_LIMIT}), not {value}")
+        elif abs(value) > INT64_MAX:
+            raise GanctlError(f"{option} must be at most 2**63-1 ({INT64_MAX}) in size, not {value}")
+
+
 @contextlib.contextmanager
 def writing_outputs() -> Iterator[None]:
     """A failed write (disk full, permissions) as one sentence, not a traceback."""
@@ -63,6 +86,7 @@ def handles_errors(command: F) -> F:
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
+            check_numbers(kwargs)
             return command(*args, **kwargs)
         except GanctlError as exc:
             report_error(str(exc))
