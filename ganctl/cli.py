@@ -44,7 +44,13 @@ def root(
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = False,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show the traceback of an internal error (also $GANCTL_DEBUG=1).")
+    ] = False,
 ) -> None:
+    from ganctl.environment import set_debug
+
+    set_debug(debug)
     if plugin:
         from ganctl.plugins import request_files
 

@@ -9,6 +9,18 @@ import os
 from pathlib import Path
 
 ENV_OFFLINE = "GANCTL_OFFLINE"
+ENV_DEBUG = "GANCTL_DEBUG"
+_debug = False  # set by the root option --debug
+
+
+def set_debug(on: bool) -> None:
+    global _debug
+    _debug = on
+
+
+def debug() -> bool:
+    """Whether an internal error shows its traceback: --debug or $GANCTL_DEBUG."""
+    return _debug or env_flag(ENV_DEBUG)
 
 
 def env_flag(name: str) -> bool:

@@ -6,6 +6,10 @@ do. The CLI prints that sentence on stderr and exits non-zero, with no traceback
 """
 
 
+# Where an internal error (a bug) is to be reported; printed with it.
+BUG_REPORTS = "the ganctl issue tracker"
+
+
 class GanctlError(Exception):
     """An error whose message is meant for the user, as one line."""
 

@@ -75,18 +75,36 @@ def read_latents(path: Path, latent_dim: int) -> torch.Tensor:
 
 
 def _read_npy(path: Path):
+    import math
+    import os
+
     import numpy as np
+    from numpy.lib import format as npy
 
     with open(path, "rb") as f:
         if f.read(6) != b"\x93NUMPY":  # numpy would take any other bytes for a pickle
             raise GanctlError(f"{path} is not a readable .npy file (no .npy header)")
+        try:
+            # the header first: its shape must fit in the file before anything is allocated
+            f.seek(0)
+            version = npy.read_magic(f)
+            reader = npy.read_array_header_1_0 if version == (1, 0) else npy.read_array_header_2_0
+            shape, _, dtype = reader(f)
+            if dtype.hasobject:
+                raise GanctlError(f"{path} holds Python objects (a pickled array); save plain numbers instead")
+            if math.prod(shape) * dtype.itemsize > os.fstat(f.fileno()).st_size - f.tell():
+                raise GanctlError(f"{path} is not a readable .npy file: it is shorter than its header says (truncated?)")
+        except GanctlError:
+            raise
+        except Exception as exc:  # numpy parses the header with Python's tokenizer: any error is a damaged file
+            raise GanctlError(f"{path} is not a readable .npy file: {_first_line(exc)}") from None
     try:
         return np.load(path, allow_pickle=False)  # a pickled array could run code: refused
     except ValueError as exc:
         if "object" in str(exc).lower() or "pickle" in str(exc).lower():
             raise GanctlError(f"{path} holds Python objects (a pickled array); save plain numbers instead") from None
         raise GanctlError(f"{path} is not a readable .npy file: {_first_line(exc)}") from None
-    except (OSError, EOFError) as exc:
+    except Exception as exc:  # OSError, EOFError, and whatever else a damaged file makes numpy raise
         raise GanctlError(f"{path} is not a readable .npy file: {_first_line(exc)}") from None
 
 

@@ -162,9 +162,22 @@ def _load(source: PluginSource, do_import: Callable[[], object]) -> None:
     try:
         with loading_from(source):
             do_import()
-    except Exception as exc:  # a broken plugin must not take ganctl down with it
-        failure = PluginFailure(source, f"{type(exc).__name__}: {exc}")
+    except BaseException as exc:  # a broken plugin must not take ganctl down with it, not even by sys.exit
+        failure = PluginFailure(source, _describe(exc))
         state.failures.append(failure)
         print(f"ganctl: warning: {failure}", file=sys.stderr)
     else:
         state.loaded.append(source)
+
+
+def _describe(exc: BaseException) -> str:
+    """``Type: first line of the message``, whatever the plugin raised."""
+    if isinstance(exc, SystemExit):
+        return f"it called sys.exit({exc.code!r})"
+    try:
+        text = str(exc).strip()
+    except Exception:  # a message that cannot even be made
+        text = ""
+    text = text.splitlines()[0] if text else ""
+    text = text if len(text) <= 200 else text[:197] + "..."
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -20,6 +20,7 @@ FINAL_GENERATOR = "generator.safetensors"
 RAW_GENERATOR = "generator-raw.safetensors"  # the non-averaged generator, beside an EMA run's files
 BEST_GENERATOR = "best.safetensors"
 CONFIG = "config.json"
+LOCK = ".lock"  # held (fcntl.flock, exclusive) by the process training in the folder
 METRICS = "metrics.jsonl"
 CHECKPOINTS = "checkpoints"
 SNAPSHOTS = "snapshots"
@@ -53,8 +54,11 @@ def latest_run(root: Path | None = None) -> Path | None:
         text = pointer.read_text().strip()
     except (OSError, UnicodeDecodeError):  # absent, or not what ganctl wrote
         return None
-    path = Path(text)
-    return path if text and path.is_dir() else None
+    try:
+        path = Path(text)
+        return path if text and path.is_dir() else None
+    except (OSError, ValueError):  # a name too long, a NUL byte: not a folder ganctl wrote
+        return None
 
 
 def training_dataset(generator_file: Path) -> str | None:

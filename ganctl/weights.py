@@ -79,18 +79,17 @@ def read_info(path: Path) -> GeneratorInfo:
     if not metadata or metadata.get("format") != FORMAT:
         raise GanctlError(f"{path} is a safetensors file but not a ganctl generator (it has no ganctl metadata)")
     try:
-        arch_args = {k: int(v) for k, v in json.loads(metadata["arch_args"]).items()}
-        low, high = json.loads(metadata["pixel_range"])
         info = GeneratorInfo(
-            architecture=metadata["architecture"],
-            arch_args=arch_args,
-            pixel_range=(float(low), float(high)),
+            architecture=_text(metadata["architecture"]),
+            arch_args=_arch_args(json.loads(metadata["arch_args"])),
+            pixel_range=_pixel_range(json.loads(metadata["pixel_range"])),
             ganctl_version=metadata.get("ganctl_version", "?"),
             extra={k: v for k, v in metadata.items() if k not in _KNOWN_KEYS},
         )
-        info.image_shape  # noqa: B018  (all three arguments present)
-    except (KeyError, ValueError, TypeError) as exc:
-        raise GanctlError(f"{path} has damaged ganctl metadata ({type(exc).__name__}: {exc})") from None
+    except (KeyError, ValueError, TypeError, RecursionError) as exc:
+        detail = str(exc).splitlines()[0] if str(exc) else ""
+        detail = detail if len(detail) <= 120 else detail[:117] + "..."
+        raise GanctlError(f"{path} has damaged ganctl metadata ({type(exc).__name__}: {detail})") from None
     return info
 
 
@@ -128,6 +127,39 @@ def load_requested_generator(weights: Path | None, device: str | torch.device) -
     path = find_generator(weights)
     generator, info = load_generator(path, device)
     return generator, info, path
+
+
+ARCH_ARG_LIMITS = {"image_size": 4096, "channels": 4, "latent_dim": 4096}  # beyond any recipe; bounds what is built
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"architecture {value!r} is not a name")
+    return value
+
+
+def _arch_args(value: Any) -> dict[str, int]:
+    """``{"image_size", "channels", "latent_dim"}``: integers within limits, nothing else."""
+    if not isinstance(value, dict) or set(value) != set(ARCH_ARG_LIMITS):
+        raise ValueError(f"arch_args must hold exactly {', '.join(ARCH_ARG_LIMITS)}")
+    for key, limit in ARCH_ARG_LIMITS.items():
+        number = value[key]
+        if isinstance(number, bool) or not isinstance(number, int) or not 1 <= number <= limit:
+            raise ValueError(f"arch_args {key} must be a whole number from 1 to {limit}, not {number!r}")
+    return dict(value)
+
+
+def _pixel_range(value: Any) -> tuple[float, float]:
+    """Two finite numbers, the first below the second."""
+    import math
+
+    if (
+        not isinstance(value, list) or len(value) != 2
+        or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+        or not all(math.isfinite(v) for v in value) or not value[0] < value[1]
+    ):  # fmt: skip
+        raise ValueError(f"pixel_range must be two finite numbers, low < high, not {value!r}")
+    return float(value[0]), float(value[1])
 
 
 _KNOWN_KEYS = {

@@ -9,6 +9,9 @@ import typer
 from ganctl.commands.common import AmpOption, DeviceOption, handles_errors, out, print_json
 
 
+BENCH_STEP_LIMIT = 100_000  # a benchmark, not a training
+
+
 @handles_errors
 def bench_command(
     arch: Annotated[Optional[list[str]], typer.Option(help="Architecture to measure (repeatable; default: all).")] = None,
@@ -42,6 +45,8 @@ def bench_command(
     warmup = warmup if warmup is not None else (20 if on_gpu else 2)
     if steps < 1 or warmup < 0:
         raise GanctlError("--steps must be at least 1 and --warmup at least 0")
+    if steps + warmup > BENCH_STEP_LIMIT:
+        raise GanctlError(f"--steps and --warmup together must be at most {BENCH_STEP_LIMIT:,}, not {steps + warmup:,}")
     results = [
         bench_arch(name, target, steps=steps, warmup=warmup, amp=amp, channels_last=channels_last,
                    compile=compile, baseline=baseline, batch_size=batch_size).to_dict()

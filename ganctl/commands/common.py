@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from typing import Annotated, Any, Optional, TypeVar
 
 import typer
+import typer.exceptions
 from rich.console import Console
 
 from ganctl.errors import GanctlError
@@ -36,6 +37,29 @@ def check_not_negative(option: str, value: float | None) -> None:
         raise GanctlError(f"{option} cannot be negative ({value})")
 
 
+INT64_MAX = 2**63 - 1
+SEED_LIMIT = 2**64 - 1  # what torch.manual_seed takes
+
+
+def check_numbers(options: dict[str, Any]) -> None:
+    """Bound every number a command is given before any work: seeds to 64 bits, other whole
+    numbers to a 64-bit integer, and no infinite or NaN real number."""
+    import math
+
+    for name, value in options.items():
+        option = "--" + name.replace("_", "-")
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        if isinstance(value, float):
+            if not math.isfinite(value):
+                raise GanctlError(f"{option} must be a finite number, not {value}")
+        elif "seed" in name:
+            if not 0 <= value <= SEED_LIMIT:
+                raise GanctlError(f"{option} must lie in 0 .. 2**64-1 ({SEED_LIMIT}), not {value}")
+        elif abs(value) > INT64_MAX:
+            raise GanctlError(f"{option} must be at most 2**63-1 ({INT64_MAX}) in size, not {value}")
+
+
 @contextlib.contextmanager
 def writing_outputs() -> Iterator[None]:
     """A failed write (disk full, permissions) as one sentence, not a traceback."""
@@ -62,6 +86,7 @@ def handles_errors(command: F) -> F:
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
+            check_numbers(kwargs)
             return command(*args, **kwargs)
         except GanctlError as exc:
             report_error(str(exc))
@@ -69,8 +94,41 @@ def handles_errors(command: F) -> F:
         except KeyboardInterrupt:
             err.print("Interrupted.")
             raise typer.Exit(130) from None
+        except (typer.Exit, typer.Abort, typer.exceptions.TyperException):
+            raise  # the command line's own ways out
+        except Exception as exc:
+            from ganctl.environment import debug
+
+            if debug():
+                raise
+            report_error(internal_error_message(exc))
+            raise typer.Exit(INTERNAL_ERROR_EXIT) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+INTERNAL_ERROR_EXIT = 70  # EX_SOFTWARE
+
+
+def internal_error_message(exc: BaseException) -> str:
+    """One line for an exception no check of ganctl expected."""
+    from ganctl.errors import BUG_REPORTS
+
+    try:
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    except Exception:  # an exception whose message itself fails
+        text = ""
+    text = text if len(text) <= 160 else text[:157] + "..."
+    what = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    if isinstance(exc, MemoryError):
+        return "ran out of memory; try a smaller --batch-size or --n"
+    if isinstance(exc, OSError) and exc.strerror:
+        where = f" ({exc.filename})" if exc.filename else ""
+        return f"{exc.strerror}{where}; rerun with --debug for the details"
+    return (
+        f"internal error ({what}): this is a bug in ganctl; please report it to {BUG_REPORTS} "
+        "with the command and the traceback that `ganctl --debug ...` (or GANCTL_DEBUG=1) prints"
+    )
 
 
 def print_json(data: Any) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -145,12 +144,18 @@ def train_command(
 def _resumed_config(run_dir: Path, arch, seed, recipe_overrides, run_overrides):
     from ganctl import runs
     from ganctl.errors import GanctlError
-    from ganctl.training.config import TrainConfig
+    from ganctl.training.config import read_config_file
+    from ganctl.training.loop import _holds_files
 
     config_file = run_dir / runs.CONFIG
     if not config_file.is_file():
+        if run_dir.is_dir() and not config_file.exists() and not _holds_files(run_dir):
+            raise GanctlError(
+                f"{run_dir} holds no run yet (a training stopped before writing its {runs.CONFIG}); "
+                "start it again without --resume"
+            )
         raise GanctlError(f"{run_dir} is not a ganctl run folder (no {runs.CONFIG})")
-    config = TrainConfig.from_dict(json.loads(config_file.read_text()))
+    config = read_config_file(config_file)
     # Repeating the original options is fine (re-running the same command with --resume);
     # a different value would make it another run.
     stored_recipe = config.recipe.to_dict()

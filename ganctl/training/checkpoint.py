@@ -92,7 +92,14 @@ class NamedState:
                 f"{checkpoint.path} lacks {', '.join(missing)}: it was written by a run with other options"
             )
         for name, part in self.parts.items():
-            part.load(checkpoint.group(name), checkpoint.values[name])
+            try:
+                part.load(checkpoint.group(name), checkpoint.values[name])
+            except GanctlError:
+                raise
+            except Exception as exc:  # tensors of other shapes, values of other types: damaged or another run's
+                raise GanctlError(
+                    f"{checkpoint.path} does not fit this run: its part '{name}' cannot be loaded ({_first_line(exc)})"
+                ) from None
 
 
 @dataclass
@@ -151,11 +158,20 @@ def load_checkpoint(path: Path) -> Checkpoint:
                     "this version cannot resume it"
                 )
             tensors = {k: f.get_tensor(k) for k in f.keys()}
-        return Checkpoint(Path(path), int(metadata["step"]), tensors, json.loads(metadata["values"]))
+        step, values = int(metadata["step"]), json.loads(metadata["values"])
+        if step < 0 or not isinstance(values, dict):
+            raise ValueError("damaged metadata")
+        return Checkpoint(Path(path), step, tensors, values)
     except GanctlError:
         raise
     except Exception as exc:  # safetensors' own errors (truncated, not safetensors), damaged metadata
-        raise GanctlError(f"{path} is not a readable checkpoint: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+        raise GanctlError(f"{path} is not a readable checkpoint: {_first_line(exc)}") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    line = text.splitlines()[0] if text else type(exc).__name__
+    return line if len(line) <= 160 else line[:157] + "..."
 
 
 def prune(folder: Path, keep: int) -> None:

@@ -113,3 +113,80 @@ def iterations_per_epoch(recipe: Recipe, dataset_size: int) -> int:
     if recipe.batch_size > dataset_size:
         raise GanctlError(f"--batch-size {recipe.batch_size} is larger than the dataset ({dataset_size} images)")
     return dataset_size // recipe.batch_size
+
+
+def read_config_file(path) -> TrainConfig:
+    """The ``config.json`` of a run folder, checked field by field: one sentence naming what is wrong."""
+    import json
+    from pathlib import Path
+
+    from ganctl.registry import ARCHITECTURES
+
+    path = Path(path)
+    damaged = f"{path} is damaged"
+    try:
+        data = json.loads(path.read_bytes().decode("utf-8"))
+    except OSError as exc:
+        raise GanctlError(f"cannot read {path}: {exc.strerror}") from None
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise GanctlError(f"{damaged}: it is not JSON ({str(exc).splitlines()[0][:80]}); restore it or start a new run") from None
+    if not isinstance(data, dict):
+        raise GanctlError(f"{damaged}: it holds a {type(data).__name__}, not an object; restore it or start a new run")
+    for key in ("arch", "recipe"):
+        if key not in data:
+            raise GanctlError(f"{damaged}: it lacks '{key}'; restore it or start a new run")
+    if not isinstance(data["recipe"], dict):
+        raise GanctlError(f"{damaged}: 'recipe' is not an object; restore it or start a new run")
+    _check_fields(TrainConfig, {k: v for k, v in data.items() if k != "recipe"}, "", damaged)
+    _check_fields(Recipe, data["recipe"], "recipe.", damaged)
+    if data["arch"] not in ARCHITECTURES:
+        raise GanctlError(
+            f"{path} names the architecture '{data['arch']}', which is not installed; "
+            "load the plugin that provides it (--plugin) or start a new run"
+        )
+    try:
+        config = TrainConfig.from_dict(data)
+        check(config)
+    except GanctlError as exc:
+        raise GanctlError(f"{damaged}: {exc}") from None
+    except (TypeError, ValueError) as exc:
+        raise GanctlError(f"{damaged}: {str(exc).splitlines()[0][:120]}") from None
+    return config
+
+
+def _check_fields(cls, values: dict[str, Any], prefix: str, damaged: str) -> None:
+    import typing
+
+    hints = typing.get_type_hints(cls)
+    for field in dataclasses.fields(cls):
+        if field.name not in values:
+            continue  # an older ganctl's file: the default
+        if not _fits(values[field.name], hints[field.name]):
+            shown = repr(values[field.name])
+            shown = shown if len(shown) <= 40 else shown[:37] + "..."
+            raise GanctlError(f"{damaged}: '{prefix}{field.name}' is {shown}, not a valid value; restore it or start a new run")
+
+
+def _fits(value: Any, hint: Any) -> bool:
+    import types
+    import typing
+
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_fits(value, h) for h in typing.get_args(hint))
+    if origin is typing.Literal:
+        return value in typing.get_args(hint)
+    if origin is tuple:
+        args = typing.get_args(hint)
+        return isinstance(value, (list, tuple)) and len(value) == len(args) and all(_fits(v, h) for v, h in zip(value, args))
+    if hint is type(None):
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool) and abs(value) < 2**63
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if hint is str:
+        return isinstance(value, str)
+    return True

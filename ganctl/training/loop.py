@@ -26,6 +26,8 @@ import json
 import math
 import os
 import signal
+import stat
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -77,6 +79,7 @@ class Trainer:
         *,
         resume: bool = False,
         say: Callable[[str], None] = print,
+        warn: Callable[[str], None] | None = None,
         progress: Any = None,
     ) -> None:
         check(config)
@@ -84,6 +87,8 @@ class Trainer:
         self.recipe = config.recipe
         self.resume = resume
         self.say = say  # one line of news for the user
+        # what the user must see even with --quiet (a resume from an older checkpoint than asked)
+        self.warn = warn or (lambda message: print(message, file=sys.stderr, flush=True))
         self.progress = progress  # a ganctl.commands.train.ProgressView, or None
         self.run_dir = Path(config.run_dir)
         self._interrupted = False
@@ -93,8 +98,12 @@ class Trainer:
     def run(self) -> Path:
         # Everything that can be wrong with the request is found before the run folder is made.
         self._load_data()
-        self._prepare_run_dir()
+        self._check_run_dir()
+        self._make_run_dir()
+        # The lock before anything is removed or written: a second `train --resume` started
+        # while this one runs must not touch its files (its temporary files above all).
         with self._lock():
+            self._prepare_run_dir()
             self._setup()
             previous = signal.getsignal(signal.SIGINT)
             signal.signal(signal.SIGINT, self._on_interrupt)
@@ -114,14 +123,27 @@ class Trainer:
         self._interrupted = True
 
     # --- set-up ---------------------------------------------------------------------------
-    def _prepare_run_dir(self) -> None:
-        config_file = self.run_dir / runs.CONFIG
-        if not self.resume and self.run_dir.exists() and any(self.run_dir.iterdir()):
+    def _check_run_dir(self) -> None:
+        """A new run only goes into an empty folder (stale temporary files and the lock don't count)."""
+        if not self.resume and self.run_dir.exists() and _holds_files(self.run_dir):
             raise GanctlError(
                 f"{self.run_dir} already holds files; continue it with --resume or choose another --out"
             )
+
+    def _make_run_dir(self) -> None:
         try:
             self.run_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise GanctlError(f"cannot write to {self.run_dir}: {exc.strerror}") from None
+
+    def _prepare_run_dir(self) -> None:
+        """Under the lock: remove what a killed process left half-written, then write config.json."""
+        self._check_run_dir()  # again, now that no other training can be writing into it
+        config_file = self.run_dir / runs.CONFIG
+        try:
+            for stale in self.run_dir.rglob(".*.tmp"):  # left by a process killed mid-write
+                if stale.is_symlink() or not stale.is_dir():  # a link itself goes, never its target
+                    stale.unlink(missing_ok=True)
             # config.json first: once the folder holds anything, it can be resumed
             if not config_file.exists():
                 atomic_write_json(config_file, {"ganctl_version": __version__, **self.config.to_dict()})
@@ -129,24 +151,51 @@ class Trainer:
                 (self.run_dir / sub).mkdir(exist_ok=True)
         except OSError as exc:
             raise GanctlError(f"cannot write to {self.run_dir}: {exc.strerror}") from None
-        for stale in self.run_dir.rglob(".*.tmp"):  # left by a process killed mid-write
-            stale.unlink(missing_ok=True)
         runs.set_latest(self.run_dir)
 
     def _lock(self):
-        """An exclusive lock on the run folder; the kernel drops it if the process dies."""
+        """An exclusive lock on the run folder; the kernel drops it if the process dies.
+
+        ``.lock`` is opened without following links and never truncated: a ``.lock`` that is
+        a link or not a regular file is refused, and the PID is written only into a lock file
+        this process created itself.
+        """
         trainer = self
 
         class _Lock:
             def __enter__(self):
-                self.fd = os.open(trainer.run_dir / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+                path = trainer.run_dir / runs.LOCK
+                flags = os.O_RDWR | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+                created = False
+                try:
+                    try:
+                        self.fd = os.open(path, flags | os.O_CREAT | os.O_EXCL, 0o644)
+                        created = True
+                    except FileExistsError:
+                        self.fd = os.open(path, flags | getattr(os, "O_NONBLOCK", 0))
+                except OSError as exc:
+                    if path.is_symlink() or (path.exists() and not path.is_file()):
+                        kind = "a symbolic link" if path.is_symlink() else "not a regular file"
+                        raise GanctlError(
+                            f"{path} is {kind}; remove it if no training is running in {trainer.run_dir}, then try again"
+                        ) from None
+                    raise GanctlError(f"cannot open {path}: {exc.strerror}") from None
+                info = os.fstat(self.fd)
+                if not stat.S_ISREG(info.st_mode):
+                    os.close(self.fd)
+                    raise GanctlError(
+                        f"{path} is not a regular file; remove it if no training is running in {trainer.run_dir}, then try again"
+                    )
                 try:
                     fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 except BlockingIOError:
                     os.close(self.fd)
                     raise GanctlError(f"another training is already running in {trainer.run_dir}") from None
-                os.ftruncate(self.fd, 0)
-                os.write(self.fd, f"{os.getpid()}\n".encode())
+                if created:  # never write into a file this process did not make
+                    try:
+                        os.write(self.fd, f"{os.getpid()}\n".encode())
+                    except OSError:
+                        pass
 
             def __exit__(self, *exc):
                 fcntl.flock(self.fd, fcntl.LOCK_UN)
@@ -504,26 +553,61 @@ class Trainer:
         ckpt.prune(folder, self.config.keep_checkpoints)
 
     def _restore(self) -> None:
-        found = ckpt.list_checkpoints(self.run_dir / runs.CHECKPOINTS)
+        """Resume from the newest checkpoint that reads and fits; a damaged one is reported and skipped."""
+        folder = self.run_dir / runs.CHECKPOINTS
+        found = ckpt.list_checkpoints(folder)
         if not found:
             self.say(f"no checkpoint in {self.run_dir} yet: starting it from the beginning")
             self._truncate_metrics(0)
             return
-        self.state.load(ckpt.load_checkpoint(found[-1]))
-        self.last_checkpoint = found[-1]
-        self._truncate_metrics(self.step)
-        self.say(f"resuming {self.run_dir} from step {self.step} ({found[-1].name})")
+        skipped: list[str] = []
+        for path in reversed(found):
+            try:
+                self.state.load(ckpt.load_checkpoint(path))
+            except GanctlError as exc:
+                # a message for the user even with --quiet: the run goes back further than asked
+                self.warn(f"{exc}; trying the checkpoint before it")
+                skipped.append(path.name)
+                continue
+            self.last_checkpoint = path
+            self._truncate_metrics(self.step)
+            instead = f", instead of the damaged {', '.join(skipped)}" if skipped else ""
+            (self.warn if skipped else self.say)(f"resuming {self.run_dir} from step {self.step} ({path.name}{instead})")
+            return
+        raise GanctlError(
+            f"none of the {len(found)} checkpoint(s) in {folder} can be read ({', '.join(skipped)}); "
+            "restore one, or move them away to start the run again from the beginning"
+        )
 
     def _truncate_metrics(self, step: int) -> None:
         """Drop records written after the checkpoint we resume from (and a torn last line)."""
         path = self.run_dir / runs.METRICS
         kept = []
         if path.exists():
-            for line in path.read_text().splitlines():
+            try:
+                text = path.read_bytes().decode("utf-8", errors="replace")
+            except OSError as exc:
+                raise GanctlError(f"cannot read {path}: {exc.strerror}") from None
+            for line in text.splitlines():
                 try:
                     record = json.loads(line)
-                except json.JSONDecodeError:
+                except (ValueError, RecursionError):  # a torn or damaged line
                     continue
-                if record.get("step", math.inf) <= step:
+                if isinstance(record, dict) and _is_number(record.get("step")) and record["step"] <= step:
                     kept.append(line)
         atomic_write_bytes(path, "".join(line + "\n" for line in kept).encode())
+
+
+def _holds_files(folder: Path) -> bool:
+    """Whether ``folder`` holds anything but the lock and temporary files a killed write left."""
+    for entry in folder.iterdir():
+        if entry.name == runs.LOCK:
+            continue
+        if entry.name.startswith(".") and entry.name.endswith(".tmp"):
+            continue
+        return True
+    return False
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
