@@ -281,8 +281,20 @@ def test_run_folder_and_latest_run(tmp_path, monkeypatch):
 
 def test_no_latest_run_is_one_line(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    assert_one_line_error(invoke("sample"), "no trained generator found")
+    result = invoke("sample")
+    assert_one_line_error(result, "no trained generator found")
+    # it says where it looked (the absolute folder) and how to point elsewhere
+    for part in (str((tmp_path / "runs").resolve()), "GANCTL_RUNS_DIR", "--weights"):
+        assert part in result.stderr, result.stderr
     assert not (tmp_path / "samples.png").exists()
+
+
+def test_no_latest_run_without_the_variable_names_the_current_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("GANCTL_RUNS_DIR")
+    result = invoke("sample")
+    assert_one_line_error(result, "relative to the current folder")
+    assert str((tmp_path / "runs").resolve()) in result.stderr and "GANCTL_RUNS_DIR" in result.stderr
 
 
 # ----------------------------------------------------------------------------------------

@@ -128,7 +128,7 @@ def test_resume_refuses_to_change_the_recipe(tmp_path):
 
 def test_resume_without_a_run_is_one_line(tmp_path):
     result = train("--resume")
-    assert result.exit_code != 0 and "no run to resume" in result.stderr
+    assert result.exit_code != 0 and "no run to resume" in result.stderr and "GANCTL_RUNS_DIR" in result.stderr
 
 
 def test_second_training_in_the_same_folder_is_refused(tmp_path):

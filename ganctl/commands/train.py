@@ -111,7 +111,7 @@ def train_command(
     if resume:
         run_dir = out_dir or runs.latest_run()
         if run_dir is None:
-            raise typer.BadParameter("there is no run to resume; name one with --out")
+            raise typer.BadParameter(f"there is no run to resume: {runs.where_runs_are_looked_for()}, or name the run with --out")
         config = _resumed_config(Path(run_dir), arch, seed, recipe_overrides, run_overrides)
     else:
         if arch is None:
