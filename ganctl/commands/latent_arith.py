@@ -29,7 +29,7 @@ def latent_arith_command(
     seed: Annotated[int, typer.Option(help="Seed of the variations' noise.", rich_help_panel=WHAT)] = 0,
     out_path: Annotated[Optional[Path], typer.Option("--out", "-o", help=f"The PNG to write (default {DEFAULT_OUT}).", metavar="PATH", rich_help_panel="Output")] = None,
     save_z: Annotated[Optional[Path], typer.Option(help="Also write the result and its variations as latents (.npy or .safetensors).", metavar="PATH", rich_help_panel="Output")] = None,
-    scale: ScaleOption = 1,
+    scale: ScaleOption = None,
     force: ForceOption = False,
     quiet: QuietOption = False,
     device: DeviceOption = "auto",
