@@ -146,6 +146,42 @@ def test_missing_files_name_what_to_put_where(tmp_path):
     assert "\n" not in message
 
 
+def test_missing_cifar_names_the_archive_to_download(tmp_path):
+    with pytest.raises(GanctlError, match=r"by unpacking cifar-10-python\.tar\.gz there"):
+        load("cifar10", tmp_path)
+
+
+def test_the_cifar_archive_in_the_data_folder_is_unpacked_and_read(tmp_path):
+    import tarfile
+
+    write_cifar10(tmp_path / "made", n_per_batch=3)
+    with tarfile.open(tmp_path / "cifar-10-python.tar.gz", "w:gz") as tar:
+        tar.add(tmp_path / "made" / "cifar-10-batches-py", arcname="cifar-10-batches-py")
+    shutil.rmtree(tmp_path / "made")
+    images = load("cifar10", tmp_path)
+    assert images.shape == (15, 3, 32, 32)
+    assert (tmp_path / "cifar-10-batches-py" / "data_batch_5").is_file()
+
+
+@pytest.mark.parametrize("suffix, tool", [(".xz", "xz -d"), (".gz", "gunzip")])
+def test_cifar_files_left_compressed_say_how_to_decompress(tmp_path, suffix, tool):
+    folder = write_cifar10(tmp_path, n_per_batch=2)
+    for path in list(folder.iterdir()):
+        path.rename(path.with_name(path.name + suffix))
+    with pytest.raises(GanctlError) as caught:
+        load("cifar10", tmp_path)
+    message = str(caught.value)
+    assert "compressed" in message and tool in message and "data_batch_" in message and "\n" not in message
+
+
+def test_mnist_compressed_with_xz_says_how_to_decompress(tmp_path):
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    (raw / "train-images-idx3-ubyte.xz").write_bytes(lzma.compress(b"x"))
+    with pytest.raises(GanctlError, match=r"train-images-idx3-ubyte\.xz compressed.*xz -d"):
+        load("mnist", tmp_path)
+
+
 def test_offline_env_forbids_downloads_even_when_asked(tmp_path, monkeypatch):
     def must_not_run(root):
         raise AssertionError("downloaded although GANCTL_OFFLINE=1")
