@@ -326,6 +326,26 @@ def test_eval_command_generator_vs_folder(measured, tmp_path, weights_file):
     again = CliRunner().invoke(app, args)  # the reference now comes from the cache
     assert again.exit_code == 0, again.stderr
     assert "FID" in again.stdout and "cached statistics" in again.stdout and "seed 0" in again.stdout
+    assert "Lower is better" in again.stdout
+    # the time line adds up: its parts sum to the total (each rounded to 0.1 s)
+    import re
+
+    (line,) = [text for text in again.stdout.splitlines() if text.startswith("Time:")]
+    numbers = [float(x) for x in re.findall(r"(\d+\.\d) s", line)]
+    assert "reference" in line and "(cached statistics, read)" in line
+    assert abs(numbers[0] - sum(numbers[1:])) <= 0.05 * len(numbers) + 0.01
+    assert data["seconds"]["total"] >= data["seconds"]["reference"] + data["seconds"]["features"]
+
+
+def test_the_meaning_names_the_real_data_floor():
+    from ganctl.commands.eval_cmd import _meaning
+
+    protocol = {"reference_source": "cifar10/train", "n_evaluated": 5000}
+    text = _meaning({"fid": 30.0, "protocol": protocol})
+    assert "Lower is better" in text and "FID 10.3" in text and "the same count as here" in text
+    text = _meaning({"fid": 30.0, "protocol": {**protocol, "n_evaluated": 10000}})
+    assert "here 10,000" in text
+    assert "floor" not in _meaning({"fid": 3.0, "protocol": {**protocol, "reference_source": "folder:x"}})
 
 
 # ----------------------------------------------------------------------------------------
