@@ -28,6 +28,23 @@ def test_every_command_help_shows_an_example():
         assert "Example" in result.stdout, command
 
 
+def test_help_examples_are_whole_lines_and_options_show_metavars():
+    import re
+
+    for command in [c.name for c in app.registered_commands]:
+        result = runner.invoke(app, [command, "--help"], env={"COLUMNS": "80"})
+        assert result.exit_code == 0
+        lines = [line.strip() for line in result.stdout.splitlines()]
+        docstring = app.registered_commands[[c.name for c in app.registered_commands].index(command)].callback.__doc__
+        examples = [line.strip() for line in docstring.splitlines() if line.strip().startswith("ganctl ")]
+        examples += [line.split("Example: ", 1)[1].strip() for line in docstring.splitlines() if "Example: " in line]
+        assert examples, command
+        for example in examples:  # each on one line of an 80-column --help, to copy whole
+            assert example in lines or f"Example: {example}" in lines, (command, example)
+        # no Python type labels (<int>, <bool>, <list[str]>): a metavar, or nothing for a flag
+        assert not re.search(r"<(int|float|str|bool|path|Path|list\[\w+\])>", result.stdout), command
+
+
 def test_version():
     result = runner.invoke(app, ["--version"])
     assert result.exit_code == 0 and result.stdout.startswith("ganctl ")

@@ -442,7 +442,7 @@ def test_option_mistakes(args, fragment):
 
 def test_eval_help_is_there_and_shows_an_example():
     result = CliRunner().invoke(app, ["eval", "--help"])
-    assert result.exit_code == 0 and "Example: ganctl eval" in result.stdout
+    assert result.exit_code == 0 and "Examples" in result.stdout and "ganctl eval --dataset cifar10 --n 10000" in result.stdout
 
 
 # ----------------------------------------------------------------------------------------

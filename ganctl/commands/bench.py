@@ -11,7 +11,7 @@ from ganctl.commands.common import AmpOption, DeviceOption, handles_errors, out,
 
 @handles_errors
 def bench_command(
-    arch: Annotated[Optional[list[str]], typer.Option(help="Architecture to measure (repeatable; default: all).")] = None,
+    arch: Annotated[Optional[list[str]], typer.Option(help="Architecture to measure (repeatable; default: all).", metavar="NAME")] = None,
     device: DeviceOption = "auto",
     steps: Annotated[Optional[int], typer.Option(help="Timed iterations (default 200 on CUDA, 5 on the CPU).")] = None,
     warmup: Annotated[Optional[int], typer.Option(help="Untimed iterations first (default 20 on CUDA, 2 on the CPU).")] = None,

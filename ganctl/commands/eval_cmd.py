@@ -56,9 +56,13 @@ def eval_command(
 ) -> None:
     """FID and KID of a generator's images against a dataset split, or of two image sets.
 
-    Example: ganctl eval --weights runs/cifar-dcgan/generator.safetensors --dataset cifar10 --n 10000
+    Examples (the latest run's generator; two image folders; CIFAR-10 train vs test):
 
-    Also: ganctl eval --real folder:real/ --fake folder:fake/ ; ganctl eval --real cifar10 --fake cifar10 --fake-split test --n 10000
+    ganctl eval --dataset cifar10 --n 10000
+
+    ganctl eval --real folder:real/ --fake folder:fake/
+
+    ganctl eval --real cifar10 --fake cifar10 --fake-split test --n 10000
     """
     _check_options(weights, fake, n, real_n, image_size, channels, fid, kid, inception_score, allow_small_n, fid_method, batch_size, save_images)
     from ganctl import outputs

@@ -37,10 +37,11 @@ def latent_arith_command(
 ) -> None:
     """Latent vector arithmetic: average latents per concept, combine them, look at the result.
 
-    One row per concept (its images, then the image of their mean), and a last row with the
-    result and variations of it.
+    One row per concept (its images, then the image of their mean), and a last row with the result and variations of it.
 
-    Example: ganctl latent-arith --z-file z.npy --concept a=3,17,42 --concept b=5,9,60 --concept c=1,22,33 --expr "a - b + c"
+    Example:
+
+    ganctl latent-arith --z-file z.npy --concept a=3,17 --concept b=5,9 --expr a-b
     """
     from ganctl import latent_arithmetic, outputs
 

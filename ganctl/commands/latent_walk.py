@@ -52,7 +52,9 @@ def latent_walk_command(
 ) -> None:
     """Walk through latent space: images between random points, as a grid PNG or a GIF/WebP animation.
 
-    Example: ganctl latent-walk --rows 4 --points 3 --loop --scale 3 --out walk.gif --out walk.png
+    Example:
+
+    ganctl latent-walk --rows 4 --points 3 --loop --out walk.gif --out walk.png
     """
     targets = list(dict.fromkeys(out_paths or [DEFAULT_OUT]))  # a path given twice is written once
     _check_options(steps, points, rows, mode, seed, z_file, targets, fps, scale, padding, batch_size)

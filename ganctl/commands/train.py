@@ -27,7 +27,7 @@ RESUMABLE = {
 
 @handles_errors
 def train_command(
-    arch: Annotated[Optional[str], typer.Option(help="Architecture to train (see `ganctl inspect-arch`).")] = None,
+    arch: Annotated[Optional[str], typer.Option(help="Architecture to train (see `ganctl inspect-arch`).", metavar="NAME")] = None,
     # data
     dataset: Annotated[Optional[str], typer.Option(help="cifar10, mnist, fashion-mnist, synthetic, or folder:PATH.", rich_help_panel=DATA)] = None,
     data_dir: Annotated[Optional[Path], typer.Option(help="Where dataset files are looked for (default: ~/.cache/ganctl/data).", rich_help_panel=DATA)] = None,
@@ -82,11 +82,15 @@ def train_command(
 ) -> None:
     """Train a GAN with its architecture's recipe; any recipe value can be overridden.
 
-    Example: ganctl train --arch cifar-dcgan --epochs 200
+    Examples (the first run; a tutorial's recipe; FID every 10 epochs; stabilisers):
 
-    With FID every 10 epochs and the best generator kept: ganctl train --arch cifar-dcgan --eval-every 10
+    ganctl train --arch sngan-cnn-small
 
-    With the modern stabilisers: ganctl train --arch cifar-dcgan --loss hinge --spectral-norm d --ema-kimg 10 --augment color,translation,cutout
+    ganctl train --arch cifar-dcgan --epochs 200
+
+    ganctl train --arch cifar-dcgan --eval-every 10
+
+    ganctl train --arch cifar-dcgan --loss hinge --spectral-norm d --ema-kimg 10
     """
     from ganctl import runs
     from ganctl.registry import ARCHITECTURES
