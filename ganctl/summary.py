@@ -1,6 +1,6 @@
 """Keras-style summaries of a network: layers, output shapes, parameters, FLOPs.
 
-Parameters are counted as Keras counts them, so the seeds' published numbers can be checked:
+Parameters are counted as Keras counts them, so the tutorials' published numbers can be checked:
 batch-norm running mean and variance are "non-trainable" (``num_batches_tracked`` is
 PyTorch bookkeeping and is not counted). FLOPs are those of one forward pass per image,
 counted by PyTorch's own ``FlopCounterMode`` (a multiply-add is two FLOPs; convolutions and

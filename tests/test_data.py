@@ -19,9 +19,8 @@ from ganctl import register_dataset
 from ganctl.data import DatasetRequest, dataset_names, default_data_dir, load_images
 from ganctl.errors import GanctlError, UnknownNameError
 from ganctl.registry import DATASETS
+from tests.conftest import NO_REAL_DATA, SHARED_DATA as SHARED
 from tests.formats import write_cifar10, write_idx_images, write_mnist
-
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 def load(dataset: str, root: Path | None, **kw) -> torch.Tensor:
@@ -345,10 +344,10 @@ def test_image_folder_without_readable_images_is_an_error(tmp_path):
 
 
 # ----------------------------------------------------------------------------------------
-# The real files (../shared/data), when this checkout has them
+# The real files ($GANCTL_TEST_DATA), when this machine has them
 
 
-@pytest.mark.skipif(not (SHARED / "mnist").is_dir(), reason="../shared/data is absent")
+@pytest.mark.skipif(not (SHARED / "mnist").is_dir(), reason=NO_REAL_DATA)
 def test_real_mnist(tmp_path):
     raw = tmp_path / "MNIST" / "raw"
     raw.mkdir(parents=True)
@@ -361,7 +360,7 @@ def test_real_mnist(tmp_path):
 
 
 @pytest.mark.slow  # decompressing the batches takes about 10 s
-@pytest.mark.skipif(not (SHARED / "cifar-10").is_dir(), reason="../shared/data is absent")
+@pytest.mark.skipif(not (SHARED / "cifar-10").is_dir(), reason=NO_REAL_DATA)
 def test_real_cifar10(tmp_path):
     folder = tmp_path / "cifar-10-batches-py"
     folder.mkdir()

@@ -18,8 +18,8 @@ from ganctl.cli import app
 from ganctl.errors import GanctlError
 
 from tests.conftest import REAL_WEIGHTS
-from tests.conftest import SHARED_DATA as SHARED
-needs_weights = pytest.mark.skipif(not REAL_WEIGHTS.is_file(), reason="the shared Inception weights are absent")
+from tests.conftest import NO_REAL_DATA, SHARED_DATA as SHARED
+needs_weights = pytest.mark.skipif(not REAL_WEIGHTS.is_file(), reason="the Inception weights are absent ($GANCTL_TEST_DATA/inception, README, Tests)")
 
 
 def one_line_error(result, *fragments: str) -> str:
@@ -168,7 +168,7 @@ def test_fid_refuses_fewer_than_2048_images_unless_allowed():
 
 
 # ----------------------------------------------------------------------------------------
-# The Inception path with the real weights (skipped without ../shared/data)
+# The Inception path with the real weights (skipped without the real data, $GANCTL_TEST_DATA)
 
 
 def pictures(n: int, seed: int, bright: bool = False, size: int = 32, channels: int = 3) -> torch.Tensor:
@@ -450,7 +450,7 @@ def test_eval_help_is_there_and_shows_an_example():
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not (SHARED.is_dir() and REAL_WEIGHTS.is_file()), reason="../shared/data is absent")
+@pytest.mark.skipif(not (SHARED.is_dir() and REAL_WEIGHTS.is_file()), reason=NO_REAL_DATA)
 @pytest.mark.parametrize("dataset, expected", [("cifar10", 3.1508), ("mnist", None)])
 def test_fid_train_vs_test_on_the_real_datasets(dataset, expected, tmp_path):
     data = tmp_path / "data"

@@ -15,7 +15,7 @@ OPTIM = "Optimisation"
 RUN = "Run folder and output"
 HW = "Device"
 EVAL = "Evaluation (FID/KID, see docs/eval.md)"
-MODERN = "Stabilisers and quality (all off in the seed recipes; see docs/train.md)"
+MODERN = "Stabilisers and quality (all off in the tutorials' recipes; see docs/train.md)"
 
 # Options that may change when a run is resumed; anything else would make it another run.
 # --eval-n is not among them: figures of different sample counts do not compare.
