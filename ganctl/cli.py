@@ -14,6 +14,37 @@ import typer
 from ganctl import __version__
 from ganctl.commands import bench, eval_cmd, inspect_arch, latent_arith, latent_walk, list_cmd, report_cmd, runs_cmd, sample, train
 
+# What --help shows after an option that takes a value: a word that says what to give,
+# instead of Typer's Python type labels (<int>, <list[str]>...); flags show none.
+METAVARS = {
+    "<int>": "N", "<float>": "X", "<str>": "TEXT", "<path>": "PATH", "<Path>": "PATH",
+    "<list[str]>": "TEXT", "<list[Path]>": "PATH", "<list[path]>": "PATH",
+}  # fmt: skip
+
+
+def _meaningful_metavars() -> None:
+    """Typer (0.2x) labels each option with its Python type; show a metavar instead."""
+    from typer import core
+
+    for cls in (getattr(core, "TyperOption", None), getattr(core, "TyperArgument", None)):
+        if cls is None or not hasattr(cls, "display_type_rich") or getattr(cls, "_ganctl_metavars", False):
+            continue
+        original = cls.display_type_rich
+
+        def display_type_rich(self, ctx, _original=original):
+            if self.metavar is not None:
+                return self.metavar
+            if getattr(self, "is_flag", False):
+                return None  # a switch takes no value
+            label = _original(self, ctx)
+            return METAVARS.get(label, label) if isinstance(label, str) else label
+
+        cls.display_type_rich = display_type_rich
+        cls._ganctl_metavars = True
+
+
+_meaningful_metavars()
+
 app = typer.Typer(
     name="ganctl",
     help="Train, sample and inspect GANs: the classic DCGAN recipes by name, one trainer, safetensors weights.\n\n"

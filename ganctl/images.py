@@ -40,8 +40,20 @@ def grid(images: torch.Tensor, nrow: int | None = None, padding: int = 2, pad_va
     return canvas
 
 
-def to_pil(image: torch.Tensor, scale: int = 1) -> Image.Image:
-    """A uint8 ``(C, H, W)`` tensor as a PIL image: mode L for one channel, RGB for three."""
+AUTO_SCALE_MIN_SIDE = 256  # px: the smaller side of a default grid or animation, at least
+
+
+def auto_scale(height: int, width: int, least: int = AUTO_SCALE_MIN_SIDE) -> int:
+    """The smallest whole enlargement that makes the smaller side of ``height × width`` at least ``least`` px."""
+    return max(1, math.ceil(least / max(1, min(height, width))))
+
+
+def to_pil(image: torch.Tensor, scale: int | None = 1) -> Image.Image:
+    """A uint8 ``(C, H, W)`` tensor as a PIL image: mode L for one channel, RGB for three.
+
+    ``scale`` None: enlarged by ``auto_scale`` (the smaller side at least 256 px)."""
+    if scale is None:
+        scale = auto_scale(image.shape[1], image.shape[2])
     array = image.permute(1, 2, 0).numpy()
     pil = Image.fromarray(array[:, :, 0], mode="L") if image.shape[0] == 1 else Image.fromarray(array, mode="RGB")
     if scale > 1:  # nearest neighbour keeps tiny pixels crisp
@@ -49,19 +61,23 @@ def to_pil(image: torch.Tensor, scale: int = 1) -> Image.Image:
     return pil
 
 
-def grid_picture(batches: Iterable[torch.Tensor], nrow: int | None, padding: int, scale: int) -> Image.Image:
+def grid_picture(batches: Iterable[torch.Tensor], nrow: int | None, padding: int, scale: int | None) -> Image.Image:
     """All images of ``batches`` in one grid picture, ``nrow`` per row (default ⌈√n⌉)."""
     return to_pil(grid(torch.cat(list(batches)), nrow=nrow, padding=padding), scale=scale)
 
 
-def walk_grid(frames: torch.Tensor, padding: int, scale: int) -> Image.Image:
+def walk_grid(frames: torch.Tensor, padding: int, scale: int | None) -> Image.Image:
     """uint8 ``(R, F, C, H, W)`` as one picture: one walk per row, its frames left to right."""
     return to_pil(grid(frames.flatten(0, 1), nrow=frames.shape[1], padding=padding), scale=scale)
 
 
-def walk_animation(frames: torch.Tensor, padding: int, scale: int) -> list[Image.Image]:
-    """uint8 ``(R, F, C, H, W)`` as F animation frames, each the R walks' images at that step, stacked."""
-    return [to_pil(grid(frames[:, f], nrow=1, padding=padding), scale=scale) for f in range(frames.shape[1])]
+def walk_animation(frames: torch.Tensor, padding: int, scale: int | None, ping_pong: bool = False) -> list[Image.Image]:
+    """uint8 ``(R, F, C, H, W)`` as F animation frames, each the R walks' images at that step, stacked.
+
+    ``ping_pong``: then back again (F, F−1... 2), so a repeating animation of an open walk
+    never jumps from its last frame to its first: 2F − 2 frames."""
+    pictures = [to_pil(grid(frames[:, f], nrow=1, padding=padding), scale=scale) for f in range(frames.shape[1])]
+    return pictures + pictures[-2:0:-1] if ping_pong else pictures
 
 
 def individual_names(n: int) -> list[str]:

@@ -1,6 +1,6 @@
 """The loss interface every registered loss implements.
 
-A loss maps discriminator outputs (logits: the Keras seeds' sigmoid lives here, so BCE is
+A loss maps discriminator outputs (logits: the Keras tutorials' sigmoid lives here, so BCE is
 computed stably) to the scalars D and G minimise. It sees nothing else: the trainer owns the
 update order (``ganctl.training.step``), and penalties that need D itself and the images are
 regularisers of their own (``ganctl.regularizers``), combinable with any loss.

@@ -55,7 +55,7 @@ class Recipe:
     # floor(N / batch) iterations an epoch); "shuffle" walks a shuffled epoch in full batches.
     sampling: Sampling = "random"
     d_steps: int = 1  # D updates per G update, in every d_update mode (5 for WGAN-style critics)
-    # --- the modern ingredients (all off for the seed recipes) ------------------------------
+    # --- the modern ingredients (all off for the tutorials' recipes) ------------------------------
     # A regulariser of D (see `ganctl list`): "none", "r1" (gradient norm on reals), "r2" (on
     # fakes), "gp" (WGAN-GP on interpolates). Added to D's loss times reg_weight; every
     # reg_every iterations in a phase of its own ("lazy", StyleGAN2) when reg_every > 1.

@@ -333,7 +333,8 @@ def resolve_run(given: Path | None) -> Path:
         latest = runs.latest_run()
         if latest is None:
             raise GanctlError(
-                f"there is no run under {runs.runs_root()}/ to read; train one with `ganctl train` or name a run folder"
+                f"there is no run to read: {runs.where_runs_are_looked_for()}, name a run folder, "
+                "or train one with `ganctl train`"
             )
         return latest
     path = Path(given)

@@ -31,6 +31,16 @@ def runs_root() -> Path:
     return Path(os.environ.get(ENV_RUNS_DIR, "runs"))
 
 
+def where_runs_are_looked_for() -> str:
+    """Where ganctl looked for runs and how to point it elsewhere, for "no run found" messages."""
+    root = runs_root()
+    shown = root if ENV_RUNS_DIR in os.environ else f"{root}/ (relative to the current folder)"
+    return (
+        f"looked in {shown}, that is {root.resolve()}; run ganctl from the folder you trained in, "
+        f"or set {ENV_RUNS_DIR}=DIR to the folder holding the runs"
+    )
+
+
 def new_run_dir(arch: str) -> Path:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     path = runs_root() / f"{arch}-{stamp}"
@@ -86,8 +96,8 @@ def find_generator(weights: Path | None) -> Path:
         run = latest_run()
         if run is None:
             raise GanctlError(
-                f"no trained generator found: there is no run under {runs_root()}/; "
-                "train one with `ganctl train` or pass --weights FILE"
+                f"no trained generator found: {where_runs_are_looked_for()}, "
+                "pass --weights FILE (or a run folder), or train one with `ganctl train`"
             )
         return _generator_in(run)
     weights = Path(weights)

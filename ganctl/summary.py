@@ -1,6 +1,6 @@
 """Keras-style summaries of a network: layers, output shapes, parameters, FLOPs.
 
-Parameters are counted as Keras counts them, so the seeds' published numbers can be checked:
+Parameters are counted as Keras counts them, so the tutorials' published numbers can be checked:
 batch-norm running mean and variance are "non-trainable" (``num_batches_tracked`` is
 PyTorch bookkeeping and is not counted). FLOPs are those of one forward pass per image,
 counted by PyTorch's own ``FlopCounterMode`` (a multiply-add is two FLOPs; convolutions and
@@ -35,6 +35,54 @@ class NetworkSummary:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+# Keras' layer names for PyTorch's modules (Keras names a layer after its class, snake_case).
+KERAS_NAMES = {
+    "Linear": "dense", "Conv2d": "conv2d", "ConvTranspose2d": "conv2d_transpose", "LeakyReLU": "leaky_re_lu",
+    "ReLU": "re_lu", "BatchNorm1d": "batch_normalization", "BatchNorm2d": "batch_normalization",
+    "Dropout": "dropout", "Flatten": "flatten", "Unflatten": "reshape", "Tanh": "activation",
+    "Sigmoid": "activation", "Upsample": "up_sampling2d", "AvgPool2d": "average_pooling2d",
+    "MaxPool2d": "max_pooling2d", "Identity": "identity",
+}  # fmt: skip
+
+
+def _snake(name: str) -> str:
+    import re
+
+    return re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", name).lower()
+
+
+def keras_names(layers: list[LayerRow]) -> list[str]:
+    """The names Keras would give: ``dense``, ``conv2d_transpose_1``, ``leaky_re_lu_2``...
+    (per network, counted per kind) for a module without a name of its own (a number in a
+    Sequential); a module with its own name keeps it."""
+    seen: dict[str, int] = {}
+    names = []
+    for row in layers:
+        if not row.name.split(".")[-1].isdigit():
+            names.append(row.name)
+            continue
+        base = KERAS_NAMES.get(row.kind) or _snake(row.kind)
+        count = seen.get(base, 0)
+        seen[base] = count + 1
+        names.append(base if count == 0 else f"{base}_{count}")
+    return names
+
+
+def keras_shape(shape: list[int]) -> list[int]:
+    """PyTorch's (C, H, W) as Keras prints it, (H, W, C); other ranks unchanged."""
+    return [*shape[1:], shape[0]] if len(shape) == 3 else list(shape)
+
+
+def readable_size(params: int, bytes_per_value: int = 4) -> str:
+    """The memory of ``params`` float32 values as Keras' summary prints it (1 KB = 1024 bytes)."""
+    size = float(params * bytes_per_value)
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.2f} {unit}" if unit != "B" else f"{int(size)} B"
+        size /= 1024
+    return f"{size:.2f} GB"
 
 
 def count_params(module: nn.Module, recurse: bool = True) -> tuple[int, int]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -10,8 +11,11 @@ import torch
 import ganctl.plugins as plugins
 import ganctl.registry as registry
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"  # ../shared/data; absent in CI
+# The real datasets and Inception weights for the checks that need them (README, "Tests"):
+# $GANCTL_TEST_DATA, else a shared/data folder beside the checkout; absent in CI.
+SHARED_DATA = Path(os.environ.get("GANCTL_TEST_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data")
 REAL_WEIGHTS = SHARED_DATA / "inception" / "pt_inception-2015-12-05-fc-zeroed.pth"
+NO_REAL_DATA = "the real datasets are absent: set GANCTL_TEST_DATA to a folder of cifar-10/, mnist/, inception/ (README, Tests)"
 
 
 @pytest.fixture(autouse=True)

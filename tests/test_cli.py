@@ -28,6 +28,23 @@ def test_every_command_help_shows_an_example():
         assert "Example" in result.stdout, command
 
 
+def test_help_examples_are_whole_lines_and_options_show_metavars():
+    import re
+
+    for command in [c.name for c in app.registered_commands]:
+        result = runner.invoke(app, [command, "--help"], env={"COLUMNS": "80"})
+        assert result.exit_code == 0
+        lines = [line.strip() for line in result.stdout.splitlines()]
+        docstring = app.registered_commands[[c.name for c in app.registered_commands].index(command)].callback.__doc__
+        examples = [line.strip() for line in docstring.splitlines() if line.strip().startswith("ganctl ")]
+        examples += [line.split("Example: ", 1)[1].strip() for line in docstring.splitlines() if "Example: " in line]
+        assert examples, command
+        for example in examples:  # each on one line of an 80-column --help, to copy whole
+            assert example in lines or f"Example: {example}" in lines, (command, example)
+        # no Python type labels (<int>, <bool>, <list[str]>): a metavar, or nothing for a flag
+        assert not re.search(r"<(int|float|str|bool|path|Path|list\[\w+\])>", result.stdout), command
+
+
 def test_version():
     result = runner.invoke(app, ["--version"])
     assert result.exit_code == 0 and result.stdout.startswith("ganctl ")
@@ -63,7 +80,31 @@ def test_inspect_arch_table_is_keras_style():
     assert result.exit_code == 0
     assert "Trainable params: 2,305,472" in result.stdout
     assert "Non-trainable params: 25,472" in result.stdout
-    assert "(None, 64, 14, 14)" in result.stdout
+    assert "(None, 14, 14, 64)" in result.stdout  # Keras' order, channels last
+    assert "Total size: " in result.stdout and " MB" in result.stdout
+    torch_order = runner.invoke(app, ["inspect-arch", "tf-dcgan", "--torch-shapes"], env={"COLUMNS": "160"})
+    assert "(None, 64, 14, 14)" in torch_order.stdout and "(None, 14, 14, 64)" not in torch_order.stdout
+
+
+def test_inspect_arch_names_layers_as_keras_does():
+    result = runner.invoke(app, ["inspect-arch", "mnist-dcgan"], env={"COLUMNS": "160"})
+    assert result.exit_code == 0
+    for name in ("dense (Linear)", "conv2d_transpose (ConvTranspose2d)", "conv2d_transpose_1 (ConvTranspose2d)",
+                 "leaky_re_lu_2 (LeakyReLU)", "reshape (Unflatten)"):  # fmt: skip
+        assert name in result.stdout, name
+    # Keras' figure for this generator: 1,164,289 float32 parameters, 4.44 MB
+    assert "Total params: 1,164,289 (4.44 MB)" in result.stdout
+
+
+def test_inspect_arch_overview_fits_80_columns():
+    result = runner.invoke(app, ["inspect-arch"], env={"COLUMNS": "80"})
+    assert result.exit_code == 0
+    lines = result.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    # one table row per architecture (no cell many lines tall), the descriptions after it
+    for name in ("cifar-dcgan", "sngan-resnet", "tf-dcgan"):
+        assert sum(line.startswith(f"│ {name} ") for line in lines) == 1
+        assert any(line.startswith(f"{name}: ") for line in lines)
 
 
 def test_inspect_arch_at_another_size_and_channels():

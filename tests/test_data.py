@@ -19,9 +19,8 @@ from ganctl import register_dataset
 from ganctl.data import DatasetRequest, dataset_names, default_data_dir, load_images
 from ganctl.errors import GanctlError, UnknownNameError
 from ganctl.registry import DATASETS
+from tests.conftest import NO_REAL_DATA, SHARED_DATA as SHARED
 from tests.formats import write_cifar10, write_idx_images, write_mnist
-
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 def load(dataset: str, root: Path | None, **kw) -> torch.Tensor:
@@ -144,6 +143,42 @@ def test_missing_files_name_what_to_put_where(tmp_path):
     assert "CIFAR-10 not found: put data_batch_1 … data_batch_5 and test_batch (the python version)" in message
     assert str(tmp_path / "cifar-10-batches-py") in message and "downloading is off" in message
     assert "\n" not in message
+
+
+def test_missing_cifar_names_the_archive_to_download(tmp_path):
+    with pytest.raises(GanctlError, match=r"by unpacking cifar-10-python\.tar\.gz there"):
+        load("cifar10", tmp_path)
+
+
+def test_the_cifar_archive_in_the_data_folder_is_unpacked_and_read(tmp_path):
+    import tarfile
+
+    write_cifar10(tmp_path / "made", n_per_batch=3)
+    with tarfile.open(tmp_path / "cifar-10-python.tar.gz", "w:gz") as tar:
+        tar.add(tmp_path / "made" / "cifar-10-batches-py", arcname="cifar-10-batches-py")
+    shutil.rmtree(tmp_path / "made")
+    images = load("cifar10", tmp_path)
+    assert images.shape == (15, 3, 32, 32)
+    assert (tmp_path / "cifar-10-batches-py" / "data_batch_5").is_file()
+
+
+@pytest.mark.parametrize("suffix, tool", [(".xz", "xz -d"), (".gz", "gunzip")])
+def test_cifar_files_left_compressed_say_how_to_decompress(tmp_path, suffix, tool):
+    folder = write_cifar10(tmp_path, n_per_batch=2)
+    for path in list(folder.iterdir()):
+        path.rename(path.with_name(path.name + suffix))
+    with pytest.raises(GanctlError) as caught:
+        load("cifar10", tmp_path)
+    message = str(caught.value)
+    assert "compressed" in message and tool in message and "data_batch_" in message and "\n" not in message
+
+
+def test_mnist_compressed_with_xz_says_how_to_decompress(tmp_path):
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    (raw / "train-images-idx3-ubyte.xz").write_bytes(lzma.compress(b"x"))
+    with pytest.raises(GanctlError, match=r"train-images-idx3-ubyte\.xz compressed.*xz -d"):
+        load("mnist", tmp_path)
 
 
 def test_offline_env_forbids_downloads_even_when_asked(tmp_path, monkeypatch):
@@ -309,10 +344,10 @@ def test_image_folder_without_readable_images_is_an_error(tmp_path):
 
 
 # ----------------------------------------------------------------------------------------
-# The real files (../shared/data), when this checkout has them
+# The real files ($GANCTL_TEST_DATA), when this machine has them
 
 
-@pytest.mark.skipif(not (SHARED / "mnist").is_dir(), reason="../shared/data is absent")
+@pytest.mark.skipif(not (SHARED / "mnist").is_dir(), reason=NO_REAL_DATA)
 def test_real_mnist(tmp_path):
     raw = tmp_path / "MNIST" / "raw"
     raw.mkdir(parents=True)
@@ -325,7 +360,7 @@ def test_real_mnist(tmp_path):
 
 
 @pytest.mark.slow  # decompressing the batches takes about 10 s
-@pytest.mark.skipif(not (SHARED / "cifar-10").is_dir(), reason="../shared/data is absent")
+@pytest.mark.skipif(not (SHARED / "cifar-10").is_dir(), reason=NO_REAL_DATA)
 def test_real_cifar10(tmp_path):
     folder = tmp_path / "cifar-10-batches-py"
     folder.mkdir()

@@ -80,11 +80,11 @@ def test_the_picture_and_the_saved_result(files, tmp_path):
     assert 0 < np.abs(latents[1:] - latents[0]).std() < 0.5  # noise of std 0.25 around it
     # 4 rows (3 concepts, the result) × 8 columns (widest: result + 7) of 28 px with 2 px padding
     picture = Image.open(out)
-    assert picture.mode == "L" and picture.size == (8 * 30 + 2, 4 * 30 + 2)
+    assert picture.mode == "L" and picture.size == ((8 * 30 + 2) * 3, (4 * 30 + 2) * 3)
     # the result's cell is the generator's image of the result latent
     generator, info = load_generator(weights)
     (image,) = sampling.generate(generator, torch.from_numpy(latents[:1]), info.pixel_range, device=torch.device("cpu"))
-    cell = np.asarray(picture)[3 * 30 + 2 : 3 * 30 + 30, 2:30]
+    cell = np.asarray(picture)[::3, ::3][3 * 30 + 2 : 3 * 30 + 30, 2:30]  # undo the default 3× (nearest)
     assert np.array_equal(cell, image[0, 0].numpy())
 
 
@@ -127,4 +127,4 @@ def test_an_existing_picture_is_kept_without_force(files, tmp_path):
     args = ["--weights", str(weights), "--z-file", str(z_file), "--concept", "a=0", "--expr", "a", "--out", str(out), "-q"]
     result = arith(*args)
     assert result.exit_code == 2 and "--force" in result.stderr and out.read_bytes() == b"keep me"
-    assert arith(*args, "--force").exit_code == 0 and Image.open(out).size == (8 * 30 + 2, 2 * 30 + 2)
+    assert arith(*args, "--force").exit_code == 0 and Image.open(out).size == ((8 * 30 + 2) * 5, (2 * 30 + 2) * 5)

@@ -72,7 +72,8 @@ def test_grid_png_has_a_row_per_walk_and_a_column_per_frame(mnist, tmp_path):
     out = tmp_path / "walk.png"
     result = invoke("latent-walk", "--weights", mnist, "--rows", 3, "--steps", 4, "--seed", 0, "--out", out)
     assert result.exit_code == 0, result.stderr
-    assert Image.open(out).size == (5 * TILE + 2, 3 * TILE + 2)
+    # 92 px high: enlarged 3× by default, so the smaller side is at least 256 px
+    assert Image.open(out).size == ((5 * TILE + 2) * 3, (3 * TILE + 2) * 3)
     assert Image.open(out).mode == "L"
     assert "3 walks × 5 frames, slerp" in result.stdout
 
@@ -82,7 +83,8 @@ def test_gif_has_a_frame_per_step_each_a_column_of_the_grid(mnist, tmp_path):
     args = ("--weights", mnist, "--rows", 2, "--points", 3, "--steps", 3, "--seed", 1, "--scale", 2)
     assert invoke("latent-walk", *args, "--out", gif, "--out", png).exit_code == 0
     animation = Image.open(gif)
-    assert animation.n_frames == 7 and animation.size == ((TILE + 2) * 2, (2 * TILE + 2) * 2)
+    # 7 frames forwards, then 5 back (no jump from the last frame to the first when it repeats)
+    assert animation.n_frames == 12 and animation.size == ((TILE + 2) * 2, (2 * TILE + 2) * 2)
     # frame 3 (the middle point) is column 3 of the grid
     animation.seek(3)
     column = Image.open(png).crop((3 * TILE * 2, 0, (4 * TILE + 2) * 2, (2 * TILE + 2) * 2))
@@ -100,7 +102,22 @@ def test_loop_and_webp(mnist, tmp_path):
 def test_default_output_is_walk_gif(mnist, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert invoke("latent-walk", "--weights", mnist, "-q").exit_code == 0
-    assert Image.open(tmp_path / "walk.gif").n_frames == 9  # 2 points, 8 steps
+    animation = Image.open(tmp_path / "walk.gif")
+    assert animation.n_frames == 16  # 2 points, 8 steps: 9 frames, then 7 back
+    assert min(animation.size) >= 256  # enlarged by default
+    frames = []
+    for i in range(animation.n_frames):
+        animation.seek(i)
+        frames.append(np.asarray(animation.convert("L")))
+    # frame 9 (index 8) is the end; the ones after it retrace the walk: 10 = 8, ..., 16 = 2
+    for k in range(1, 8):
+        assert np.array_equal(frames[8 + k], frames[8 - k])
+
+
+def test_scale_given_overrides_the_default_size(mnist, tmp_path):
+    out = tmp_path / "walk.png"
+    assert invoke("latent-walk", "--weights", mnist, "--rows", 1, "--steps", 2, "--scale", 1, "--out", out).exit_code == 0
+    assert Image.open(out).size == (3 * TILE + 2, TILE + 2)
 
 
 def test_same_seed_same_walk(mnist, tmp_path):
@@ -113,7 +130,7 @@ def test_same_seed_same_walk(mnist, tmp_path):
 def test_walk_through_the_points_of_a_z_file(mnist, tmp_path):
     np.save(tmp_path / "ends.npy", np.random.default_rng(0).standard_normal((3, 100)).astype(np.float32))
     out = tmp_path / "w.png"
-    result = invoke("latent-walk", "--weights", mnist, "--z-file", tmp_path / "ends.npy", "--steps", 2, "--out", out)
+    result = invoke("latent-walk", "--weights", mnist, "--z-file", tmp_path / "ends.npy", "--steps", 2, "--scale", 1, "--out", out)
     assert result.exit_code == 0, result.stderr
     assert Image.open(out).size == (5 * TILE + 2, TILE + 2)
     # its endpoints are exactly the images `sample` makes of the same latents
@@ -160,7 +177,7 @@ def test_existing_outputs_are_untouched_without_force(mnist, tmp_path):
     assert_one_line_error(result, f"{gif} already exists")
     assert gif.read_bytes() == b"precious" and not png.exists()  # refused before anything is written
     assert invoke("latent-walk", "--weights", mnist, "--out", png, "--out", gif, "--force").exit_code == 0
-    assert Image.open(gif).n_frames == 9
+    assert Image.open(gif).n_frames == 16  # 9 frames, then 7 back
 
 
 def test_unwritable_folder_is_one_line(mnist, tmp_path):

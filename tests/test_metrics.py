@@ -18,8 +18,8 @@ from ganctl.cli import app
 from ganctl.errors import GanctlError
 
 from tests.conftest import REAL_WEIGHTS
-from tests.conftest import SHARED_DATA as SHARED
-needs_weights = pytest.mark.skipif(not REAL_WEIGHTS.is_file(), reason="the shared Inception weights are absent")
+from tests.conftest import NO_REAL_DATA, SHARED_DATA as SHARED
+needs_weights = pytest.mark.skipif(not REAL_WEIGHTS.is_file(), reason="the Inception weights are absent ($GANCTL_TEST_DATA/inception, README, Tests)")
 
 
 def one_line_error(result, *fragments: str) -> str:
@@ -168,7 +168,7 @@ def test_fid_refuses_fewer_than_2048_images_unless_allowed():
 
 
 # ----------------------------------------------------------------------------------------
-# The Inception path with the real weights (skipped without ../shared/data)
+# The Inception path with the real weights (skipped without the real data, $GANCTL_TEST_DATA)
 
 
 def pictures(n: int, seed: int, bright: bool = False, size: int = 32, channels: int = 3) -> torch.Tensor:
@@ -326,6 +326,26 @@ def test_eval_command_generator_vs_folder(measured, tmp_path, weights_file):
     again = CliRunner().invoke(app, args)  # the reference now comes from the cache
     assert again.exit_code == 0, again.stderr
     assert "FID" in again.stdout and "cached statistics" in again.stdout and "seed 0" in again.stdout
+    assert "Lower is better" in again.stdout
+    # the time line adds up: its parts sum to the total (each rounded to 0.1 s)
+    import re
+
+    (line,) = [text for text in again.stdout.splitlines() if text.startswith("Time:")]
+    numbers = [float(x) for x in re.findall(r"(\d+\.\d) s", line)]
+    assert "reference" in line and "(cached statistics, read)" in line
+    assert abs(numbers[0] - sum(numbers[1:])) <= 0.05 * len(numbers) + 0.01
+    assert data["seconds"]["total"] >= data["seconds"]["reference"] + data["seconds"]["features"]
+
+
+def test_the_meaning_names_the_real_data_floor():
+    from ganctl.commands.eval_cmd import _meaning
+
+    protocol = {"reference_source": "cifar10/train", "n_evaluated": 5000}
+    text = _meaning({"fid": 30.0, "protocol": protocol})
+    assert "Lower is better" in text and "FID 10.3" in text and "the same count as here" in text
+    text = _meaning({"fid": 30.0, "protocol": {**protocol, "n_evaluated": 10000}})
+    assert "here 10,000" in text
+    assert "floor" not in _meaning({"fid": 3.0, "protocol": {**protocol, "reference_source": "folder:x"}})
 
 
 # ----------------------------------------------------------------------------------------
@@ -422,7 +442,7 @@ def test_option_mistakes(args, fragment):
 
 def test_eval_help_is_there_and_shows_an_example():
     result = CliRunner().invoke(app, ["eval", "--help"])
-    assert result.exit_code == 0 and "Example: ganctl eval" in result.stdout
+    assert result.exit_code == 0 and "Examples" in result.stdout and "ganctl eval --dataset cifar10 --n 10000" in result.stdout
 
 
 # ----------------------------------------------------------------------------------------
@@ -430,7 +450,7 @@ def test_eval_help_is_there_and_shows_an_example():
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not (SHARED.is_dir() and REAL_WEIGHTS.is_file()), reason="../shared/data is absent")
+@pytest.mark.skipif(not (SHARED.is_dir() and REAL_WEIGHTS.is_file()), reason=NO_REAL_DATA)
 @pytest.mark.parametrize("dataset, expected", [("cifar10", 3.1508), ("mnist", None)])
 def test_fid_train_vs_test_on_the_real_datasets(dataset, expected, tmp_path):
     data = tmp_path / "data"

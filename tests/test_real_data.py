@@ -1,11 +1,10 @@
-"""Integration checks on the real datasets in ../shared/data (skipped when it is absent)."""
+"""Integration checks on the real datasets ($GANCTL_TEST_DATA; skipped when absent, see README, Tests)."""
 
 from __future__ import annotations
 
 import json
 import lzma
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,9 +12,8 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from ganctl.cli import app
-
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/data is absent")]
+from tests.conftest import NO_REAL_DATA, SHARED_DATA as SHARED
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(not SHARED.is_dir(), reason=NO_REAL_DATA)]
 
 
 def test_short_mnist_dcgan_run_on_real_mnist(tmp_path):

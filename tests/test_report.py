@@ -205,7 +205,7 @@ def test_bad_input_is_one_line_and_non_zero(setup, message, tmp_path):
 
 def test_no_run_at_all_and_an_out_that_is_a_folder(tmp_path):
     result = invoke()
-    assert result.exit_code == 2 and "there is no run under" in result.stderr
+    assert result.exit_code == 2 and "there is no run to read" in result.stderr and "GANCTL_RUNS_DIR" in result.stderr
     run = write_run(tmp_path / "r", records=[train_record(10, 10)])
     (tmp_path / "folder").mkdir()
     result = invoke(str(run), "--out", str(tmp_path / "folder"))

@@ -94,7 +94,8 @@ def test_grid_size_follows_n_nrow_padding_and_scale(mnist, tmp_path):
     result = invoke("sample", "--weights", mnist, "--n", 10, "--seed", 0, "--out", out)
     assert result.exit_code == 0, result.stderr
     # ⌈√10⌉ = 4 per row, 3 rows, 28 px images with 2 px padding around each
-    assert Image.open(out).size == (4 * 30 + 2, 3 * 30 + 2)
+    # enlarged by default so the smaller side is at least 256 px: 92 px → 3×
+    assert Image.open(out).size == ((4 * 30 + 2) * 3, (3 * 30 + 2) * 3)
     assert f"Wrote {out} (10 images, 4 per row)" in result.stdout and "seed 0" in result.stdout
 
     out = tmp_path / "b.png"
@@ -102,11 +103,17 @@ def test_grid_size_follows_n_nrow_padding_and_scale(mnist, tmp_path):
     assert Image.open(out).size == (3 * 28 * 2, 2 * 28 * 2)
 
 
+def test_individual_files_keep_their_size_without_scale(mnist, tmp_path):
+    folder = tmp_path / "each"
+    assert invoke("sample", "--weights", mnist, "--n", 2, "--individual", folder).exit_code == 0
+    assert Image.open(folder / "000001.png").size == (28, 28)
+
+
 def test_default_output_is_samples_png_with_100_images(mnist, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     result = invoke("sample", "--weights", mnist, "--quiet")
     assert result.exit_code == 0 and result.stdout == ""
-    assert Image.open(tmp_path / "samples.png").size == (10 * 30 + 2, 10 * 30 + 2)
+    assert Image.open(tmp_path / "samples.png").size == (10 * 30 + 2, 10 * 30 + 2)  # 302 px: already big enough
 
 
 def test_one_channel_is_grayscale_three_are_rgb(mnist, cifar, tmp_path):
@@ -122,6 +129,7 @@ def test_the_files_pixel_range_is_used(arch_name, tmp_path):
     weights = make_generator(tmp_path / "g.safetensors", arch_name, last_bias=0.0)
     out = tmp_path / "mid.png"
     assert invoke("sample", "--weights", weights, "--n", 1, "--padding", 0, "--out", out).exit_code == 0
+    assert min(Image.open(out).size) >= 256
     assert set(np.asarray(Image.open(out)).ravel().tolist()) == {128}
 
 
@@ -281,8 +289,20 @@ def test_run_folder_and_latest_run(tmp_path, monkeypatch):
 
 def test_no_latest_run_is_one_line(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    assert_one_line_error(invoke("sample"), "no trained generator found")
+    result = invoke("sample")
+    assert_one_line_error(result, "no trained generator found")
+    # it says where it looked (the absolute folder) and how to point elsewhere
+    for part in (str((tmp_path / "runs").resolve()), "GANCTL_RUNS_DIR", "--weights"):
+        assert part in result.stderr, result.stderr
     assert not (tmp_path / "samples.png").exists()
+
+
+def test_no_latest_run_without_the_variable_names_the_current_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("GANCTL_RUNS_DIR")
+    result = invoke("sample")
+    assert_one_line_error(result, "relative to the current folder")
+    assert str((tmp_path / "runs").resolve()) in result.stderr and "GANCTL_RUNS_DIR" in result.stderr
 
 
 # ----------------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from ganctl.cli import app
 from ganctl.registry import LOSSES, PluginSource
-from ganctl.training.health import CollapseWatch, DiversityWatch, sample_spread
+from ganctl.training.health import BlankWatch, CollapseWatch, DiscriminatorWinsWatch, DiversityWatch, blank_fraction, sample_spread
 from ganctl.weights import load_generator, read_info
 from tests.formats import write_cifar10, write_mnist
 
@@ -62,8 +62,10 @@ def test_run_folder_has_everything(tmp_path):
     assert config["recipe"]["batch_size"] == 16 and config["recipe"]["d_update"] == "separate"
     # a 7x7 grid of the fixed latents every epoch, the same epochs as snapshots
     grids = sorted(p.name for p in (run / "samples").iterdir())
-    assert grids == ["epoch-0001.png", "epoch-0002.png", "epoch-0003.png"]
+    assert grids == ["epoch-0001.png", "epoch-0002.png", "epoch-0003.png", "real.png"]
     assert Image.open(run / "samples" / "epoch-0001.png").size == (7 * 34 + 2, 7 * 34 + 2)
+    # and once, a grid of the real training images of the same size, to compare with
+    assert Image.open(run / "samples" / "real.png").size == (7 * 34 + 2, 7 * 34 + 2)
     snapshots = sorted(p.name for p in (run / "snapshots").iterdir())
     assert snapshots == [f"generator-epoch-000{i}.safetensors" for i in (1, 2, 3)]
     assert Image.open(run / "progress.gif").n_frames == 3
@@ -128,7 +130,7 @@ def test_resume_refuses_to_change_the_recipe(tmp_path):
 
 def test_resume_without_a_run_is_one_line(tmp_path):
     result = train("--resume")
-    assert result.exit_code != 0 and "no run to resume" in result.stderr
+    assert result.exit_code != 0 and "no run to resume" in result.stderr and "GANCTL_RUNS_DIR" in result.stderr
 
 
 def test_second_training_in_the_same_folder_is_refused(tmp_path):
@@ -175,6 +177,38 @@ def test_collapse_and_diversity_watches():
     assert sample_spread(torch.rand(8, 3, 4, 4) * 2 - 1, (-1, 1)) > 0.1
 
 
+def test_discriminator_wins_and_blank_watches():
+    wins = DiscriminatorWinsWatch(window=3)
+    seen = [wins.update(r, f) for r, f in ((1, 1), (1, 1), (1, 0.9), (1, 1), (1, 1), (1, 1), (1, 1))]
+    assert seen == [False, False, False, False, False, True, False]  # a sustained window, reported once
+    assert blank_fraction(torch.full((4, 3, 8, 8), -1.0), (-1, 1)) == 1.0
+    varied = torch.rand(4, 3, 8, 8) * 2 - 1
+    assert blank_fraction(varied, (-1, 1)) == 0.0
+    assert blank_fraction(torch.cat([varied[:2], torch.full((2, 3, 8, 8), 0.3)]), (-1, 1)) == 0.5
+    blank = BlankWatch()
+    assert [blank.update(x) for x in (0.1, 1.0, 1.0, 0.0, 0.95)] == [False, True, False, False, True]
+
+
+def test_d_wins_and_blank_samples_are_reported_with_remedies(tmp_path, monkeypatch):
+    import ganctl.training.loop as loop_module
+
+    class Eager(DiscriminatorWinsWatch):  # any accuracy counts, from the first record
+        def __init__(self):
+            super().__init__(threshold=0.0, window=1)
+
+    monkeypatch.setattr(loop_module, "DiscriminatorWinsWatch", Eager)
+    monkeypatch.setattr(loop_module, "blank_fraction", lambda images, pixel_range: 1.0)
+    run = tmp_path / "run"
+    result = train("--arch", "mnist-dcgan", "--dataset", "synthetic", "--limit", "32", "--batch-size", "16",
+                   "--log-every", "1", "--max-steps", "2", "--out", str(run))  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    events = {r["event"]: r["message"] for r in records if "event" in r}
+    assert "won outright" in events["d_wins"] and "--spectral-norm d" in events["d_wins"]
+    assert "blank" in events["blank_samples"] and "--d-lr" in events["blank_samples"]
+    assert "warning: the discriminator has won outright" in result.stderr
+
+
 @pytest.mark.parametrize(
     "args,message",
     [
@@ -208,3 +242,69 @@ def test_unwritable_out_and_existing_runs_are_refused(tmp_path):
     assert result.exit_code != 0 and "already holds files" in result.stderr
     assert (run / "generator.safetensors").read_bytes() == before
     assert blocker.read_text() == "keep me"
+
+
+# ----------------------------------------------------------------------------------------
+# What train prints: a missing dataset first and alone; a progress bar that fits
+
+
+def test_a_missing_dataset_is_reported_alone_before_any_table(tmp_path):
+    run = tmp_path / "run"
+    result = train("--arch", "cifar-dcgan", "--no-download", "--data-dir", str(tmp_path / "empty"), "--out", str(run))
+    assert result.exit_code != 0
+    assert "cifar-10-python.tar.gz" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert "Training cifar-dcgan" not in result.stdout and str(run) not in result.stdout
+    assert not run.exists()
+
+
+def test_the_table_is_printed_once_the_run_starts(tmp_path):
+    run = tmp_path / "run"
+    result = train("--arch", "mnist-dcgan", "--dataset", "synthetic", "--limit", "32", "--batch-size", "16",
+                   "--max-steps", "1", "--out", str(run))  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    assert "Training mnist-dcgan" in result.stdout and str(run) in result.stdout
+
+
+def test_dry_run_says_the_run_folder_is_not_created(tmp_path):
+    result = train("--arch", "tf-dcgan", "--dry-run", "--out", str(tmp_path / "run"))
+    assert result.exit_code == 0 and "not created: --dry-run" in result.stdout
+
+
+def _rendered_bar(width: int, record: dict, fid: float | None = None, step: int = 1000) -> str:
+    import io
+
+    from rich.console import Console
+
+    from ganctl.commands.train import ProgressView
+
+    buffer = io.StringIO()
+    view = ProgressView(console=Console(file=buffer, width=width, force_terminal=False))
+    view.start(total=1000, done=0, per_epoch=200)
+    view.show(record)
+    if fid is not None:
+        view.show_eval({"fid": fid})
+    view.advance(step)
+    view.stop()
+    return buffer.getvalue().rstrip("\n")
+
+
+RECORD = {"d_loss_real": 0.6931, "d_loss_fake": 0.70001, "g_loss": 1.234, "d_acc_real": 0.5, "d_acc_fake": 0.25,
+          "images_per_s": 1234.5}  # fmt: skip
+
+
+def test_the_progress_bar_fits_80_columns_dropping_whole_figures():
+    line = _rendered_bar(80, RECORD, fid=166.43)
+    assert len(line) <= 80 and "…" not in line
+    assert "D 0.693/0.700 G 1.234" in line  # the losses come first
+    assert "elapsed " in line and "left " in line
+    wide = _rendered_bar(160, RECORD, fid=166.43)
+    for figure in ("D 0.693/0.700 G 1.234", "FID 166.4", "acc 0.50/0.25", "1234 img/s"):
+        assert figure in wide
+    narrow = _rendered_bar(64, RECORD)
+    assert len(narrow) <= 64 and "…" not in narrow and "0.6" not in narrow  # dropped whole, not cut
+
+
+def test_the_epoch_shown_is_the_one_being_trained():
+    assert "epoch 5/5" in _rendered_bar(120, RECORD, step=1000)  # the end of a 5-epoch run: not "epoch 6"
+    assert "epoch 1/5" in _rendered_bar(120, RECORD, step=0)
+    assert "epoch 2/5" in _rendered_bar(120, RECORD, step=200)

@@ -162,7 +162,7 @@ def test_bad_evaluation_options_fail_before_the_run_folder_exists(extra, message
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not REAL_WEIGHTS.is_file(), reason="the shared Inception weights are absent")
+@pytest.mark.skipif(not REAL_WEIGHTS.is_file(), reason="the Inception weights are absent ($GANCTL_TEST_DATA/inception, README, Tests)")
 def test_real_fid_during_training(tmp_path):
     """2,048 synthetic images against 2,048 generated: about 4 minutes on two CPU cores."""
     run = tmp_path / "run"

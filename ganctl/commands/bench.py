@@ -14,7 +14,7 @@ BENCH_STEP_LIMIT = 100_000  # a benchmark, not a training
 
 @handles_errors
 def bench_command(
-    arch: Annotated[Optional[list[str]], typer.Option(help="Architecture to measure (repeatable; default: all).")] = None,
+    arch: Annotated[Optional[list[str]], typer.Option(help="Architecture to measure (repeatable; default: all).", metavar="NAME")] = None,
     device: DeviceOption = "auto",
     steps: Annotated[Optional[int], typer.Option(help="Timed iterations (default 200 on CUDA, 5 on the CPU).")] = None,
     warmup: Annotated[Optional[int], typer.Option(help="Untimed iterations first (default 20 on CUDA, 2 on the CPU).")] = None,

@@ -56,9 +56,13 @@ def eval_command(
 ) -> None:
     """FID and KID of a generator's images against a dataset split, or of two image sets.
 
-    Example: ganctl eval --weights runs/cifar-dcgan/generator.safetensors --dataset cifar10 --n 10000
+    Examples (the latest run's generator; two image folders; CIFAR-10 train vs test):
 
-    Also: ganctl eval --real folder:real/ --fake folder:fake/ ; ganctl eval --real cifar10 --fake cifar10 --fake-split test --n 10000
+    ganctl eval --dataset cifar10 --n 10000
+
+    ganctl eval --real folder:real/ --fake folder:fake/
+
+    ganctl eval --real cifar10 --fake cifar10 --fake-split test --n 10000
     """
     _check_options(weights, fake, n, real_n, image_size, channels, fid, kid, inception_score, allow_small_n, fid_method, batch_size, save_images)
     from ganctl import outputs
@@ -152,5 +156,39 @@ def _print_result(result: dict[str, Any]) -> None:
     )  # fmt: skip
     if p.get("kid"):
         out.print(f"KID: {p['kid']}.", markup=False, soft_wrap=True)
-    secs = result["seconds"]
-    out.print(f"Time: features {secs['features']:.1f} s, metrics {secs['metrics']:.1f} s.", markup=False)
+    if "fid" in result or "kid_mean" in result:
+        out.print(_meaning(result), markup=False, soft_wrap=True)
+    out.print(_time_line(result), markup=False, soft_wrap=True)
+
+
+# FID of real data against real data under this protocol (train vs test split, n images a side;
+# measured, see docs/eval.md): what a perfect generator would score, the floor.
+REAL_DATA_FID = {"cifar10": (5000, 10.3194), "mnist": (5000, 4.5650)}
+
+
+def _meaning(result: dict[str, Any]) -> str:
+    """What the numbers mean: lower is better, and the floor real data gives where it is known."""
+    p = result["protocol"]
+    text = "Lower is better for FID and KID (0: the two sets have the same statistics)."
+    dataset = p["reference_source"].split("/")[0]
+    if "fid" in result and dataset in REAL_DATA_FID:
+        n, fid = REAL_DATA_FID[dataset]
+        used = p["n_evaluated"]
+        count = "the same count as here" if used == n else f"fewer images give higher values, more lower; here {used:,}"
+        text += (
+            f" Real {dataset} images score FID {fid:.1f} against the other split at {n:,} images a side: "
+            f"the floor for a generator ({count})."
+        )
+    return text
+
+
+def _time_line(result: dict[str, Any]) -> str:
+    """The time taken and its parts, which add up to it."""
+    secs, cached = result["seconds"], result["protocol"]["reference_cached"]
+    if "total" not in secs:  # a result from before the total was kept
+        return f"Time: features {secs['features']:.1f} s, metrics {secs['metrics']:.1f} s."
+    reference = f"reference {secs['reference']:.1f} s{' (cached statistics, read)' if cached else ''}"
+    return (
+        f"Time: {secs['total']:.1f} s in all: {reference}, evaluated images {secs['features']:.1f} s, "
+        f"metrics {secs['metrics']:.1f} s, loading and the rest {secs['other']:.1f} s."
+    )

@@ -15,6 +15,7 @@ def inspect_arch(
     image_size: Annotated[Optional[int], typer.Option(help="Build at this image size (pixels).")] = None,
     channels: Annotated[Optional[int], typer.Option(help="Build for 1 (grayscale) or 3 (RGB) channels.")] = None,
     latent_dim: Annotated[Optional[int], typer.Option(help="Build with this latent size.")] = None,
+    torch_shapes: Annotated[bool, typer.Option("--torch-shapes", help="Output shapes in PyTorch's order (None, C, H, W) instead of Keras' (None, H, W, C).")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
 ) -> None:
     """Show an architecture's layers, parameters and FLOPs per image, Keras style; without NAME, a table of all.
@@ -38,7 +39,7 @@ def inspect_arch(
     out.print(f"[bold]{name}[/]: {arch.description}")
     out.print(f"image {args['image_size']}×{args['image_size']}×{args['channels']}, latent {args['latent_dim']}")
     for network, summary in summaries.items():
-        _print_network(network, summary)
+        _print_network(network, summary, torch_shapes)
 
 
 def _summaries(arch, args):
@@ -70,10 +71,10 @@ def _overview(entries, as_json: bool) -> None:
     if as_json:
         print_json(rows)
         return
+    # The figures in a table that fits 80 columns; each description below it, on its own line.
     table = Table(title="Architectures", title_justify="left")
     for column in ("name", "size", "G params", "D params", "G FLOPs", "D FLOPs"):
         table.add_column(column, no_wrap=True, justify="left" if column in ("name", "size") else "right")
-    table.add_column("description", ratio=1)
     for r in rows:
         c, h, w = r["image_shape"]
         table.add_row(
@@ -83,26 +84,33 @@ def _overview(entries, as_json: bool) -> None:
             f"{r['discriminator_params']:,}",
             _si(r["generator_flops_per_image"]),
             _si(r["discriminator_flops_per_image"]),
-            r["description"],
         )
     out.print(table)
+    from rich.markup import escape
+
+    for r in rows:
+        out.print(f"[bold]{r['name']}[/]: {escape(r['description'])}")
 
 
-def _print_network(network: str, summary) -> None:
+def _print_network(network: str, summary, torch_shapes: bool = False) -> None:
     from rich.table import Table
 
+    from ganctl.summary import keras_names, keras_shape, readable_size
+
     table = Table(title=network.capitalize(), title_justify="left")
-    table.add_column("layer")
+    table.add_column("layer (type)")
     table.add_column("output shape")
     table.add_column("params", justify="right")
-    for row in summary.layers:
-        shape = "(None, " + ", ".join(str(d) for d in row.output_shape) + ")"
+    for row, name in zip(summary.layers, keras_names(summary.layers)):
+        dims = row.output_shape if torch_shapes else keras_shape(row.output_shape)
+        shape = "(None, " + ", ".join(str(d) for d in dims) + ")"
         params = row.trainable_params + row.non_trainable_params
-        table.add_row(f"{row.name} ({row.kind})", shape, f"{params:,}")
+        table.add_row(f"{name} ({row.kind})", shape, f"{params:,}")
     out.print(table)
-    out.print(f"Total params: {summary.total_params:,}")
-    out.print(f"Trainable params: {summary.trainable_params:,}")
-    out.print(f"Non-trainable params: {summary.non_trainable_params:,}")
+    out.print(f"Total params: {summary.total_params:,} ({readable_size(summary.total_params)})", markup=False)
+    out.print(f"Trainable params: {summary.trainable_params:,} ({readable_size(summary.trainable_params)})", markup=False)
+    out.print(f"Non-trainable params: {summary.non_trainable_params:,} ({readable_size(summary.non_trainable_params)})", markup=False)
+    out.print(f"Total size: {readable_size(summary.total_params)} (float32)", markup=False)
     out.print(f"FLOPs per image (forward): {summary.flops_per_image:,} ({_si(summary.flops_per_image)})")
 
 

@@ -29,7 +29,7 @@ def latent_arith_command(
     seed: Annotated[int, typer.Option(help="Seed of the variations' noise.", rich_help_panel=WHAT)] = 0,
     out_path: Annotated[Optional[Path], typer.Option("--out", "-o", help=f"The PNG to write (default {DEFAULT_OUT}).", metavar="PATH", rich_help_panel="Output")] = None,
     save_z: Annotated[Optional[Path], typer.Option(help="Also write the result and its variations as latents (.npy or .safetensors).", metavar="PATH", rich_help_panel="Output")] = None,
-    scale: ScaleOption = 1,
+    scale: ScaleOption = None,
     force: ForceOption = False,
     quiet: QuietOption = False,
     device: DeviceOption = "auto",
@@ -37,10 +37,11 @@ def latent_arith_command(
 ) -> None:
     """Latent vector arithmetic: average latents per concept, combine them, look at the result.
 
-    One row per concept (its images, then the image of their mean), and a last row with the
-    result and variations of it.
+    One row per concept (its images, then the image of their mean), and a last row with the result and variations of it.
 
-    Example: ganctl latent-arith --z-file z.npy --concept a=3,17,42 --concept b=5,9,60 --concept c=1,22,33 --expr "a - b + c"
+    Example:
+
+    ganctl latent-arith --z-file z.npy --concept a=3,17 --concept b=5,9 --expr a-b
     """
     from ganctl import latent_arithmetic, outputs
 

@@ -35,13 +35,13 @@ def latent_walk_command(
     points: Annotated[Optional[int], typer.Option(help=f"Random points each walk passes through (default {DEFAULT_POINTS}).", rich_help_panel=WALK)] = None,
     rows: Annotated[Optional[int], typer.Option(help=f"Independent walks, one per grid row (default {DEFAULT_ROWS}).", rich_help_panel=WALK)] = None,
     mode: Annotated[str, typer.Option(help="slerp (along the sphere Gaussian latents live near) or lerp (straight line).", metavar="slerp|lerp", rich_help_panel=WALK)] = "slerp",
-    loop: Annotated[bool, typer.Option("--loop", help="Walk back to the start, for a seamless animation loop.", rich_help_panel=WALK)] = False,
+    loop: Annotated[bool, typer.Option("--loop", help="Walk back to the start, for a seamless animation loop (without it an animation plays forwards then backwards).", rich_help_panel=WALK)] = False,
     seed: Annotated[Optional[int], typer.Option(help="Seed of the random points (default: a fresh one, printed).", rich_help_panel=WALK)] = None,
     z_file: Annotated[Optional[Path], typer.Option(help="One walk through the latents of a .npy or .safetensors file (N, latent_dim), in order, instead of random points.", metavar="PATH", rich_help_panel=WALK)] = None,
     # output
     out_paths: Annotated[Optional[list[Path]], typer.Option("--out", "-o", help=f"Output, by extension: .png (grid, a walk per row), .gif or .webp (animation); repeatable (default {DEFAULT_OUT}).", metavar="PATH", rich_help_panel=OUTPUT)] = None,
     fps: Annotated[float, typer.Option(help="Animation frames per second.", rich_help_panel=OUTPUT)] = 10.0,
-    scale: ScaleOption = 1,
+    scale: ScaleOption = None,
     padding: Annotated[int, typer.Option(help="Pixels between images, before --scale.", rich_help_panel=OUTPUT)] = 2,
     force: ForceOption = False,
     quiet: QuietOption = False,
@@ -52,7 +52,9 @@ def latent_walk_command(
 ) -> None:
     """Walk through latent space: images between random points, as a grid PNG or a GIF/WebP animation.
 
-    Example: ganctl latent-walk --rows 4 --points 3 --loop --scale 3 --out walk.gif --out walk.png
+    Example:
+
+    ganctl latent-walk --rows 4 --points 3 --loop --out walk.gif --out walk.png
     """
     targets = list(dict.fromkeys(out_paths or [DEFAULT_OUT]))  # a path given twice is written once
     _check_options(steps, points, rows, mode, seed, z_file, targets, fps, scale, padding, batch_size)
@@ -82,10 +84,13 @@ def latent_walk_command(
             if target.suffix.lower() in GRID_SUFFIXES:
                 save_png(walk_grid(frames, padding, scale), target)
             else:
-                save_animation(walk_animation(frames, padding, scale), target, fps=fps)
+                # an open walk plays forwards then backwards, so the repeat has no jump
+                save_animation(walk_animation(frames, padding, scale, ping_pong=not loop), target, fps=fps)
     if not quiet:
         written = ", ".join(str(t) for t in targets)
-        shape = f"{walks} walk{'s' if walks > 1 else ''} × {length} frames, {mode}{', looped' if loop else ''}"
+        animated = any(t.suffix.lower() in ANIMATION_SUFFIXES for t in targets)
+        how = ", looped" if loop else (", the animation forwards then back" if animated else "")
+        shape = f"{walks} walk{'s' if walks > 1 else ''} × {length} frames, {mode}{how}"
         out.print(f"Wrote {written} ({shape}) from {source}, {origin}.", markup=False, soft_wrap=True)
 
 

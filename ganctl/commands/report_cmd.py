@@ -24,9 +24,11 @@ def report_command(
 
     The page is self-contained (images inlined, no script, no network): open it in any browser, mail it, archive it. A run still training or interrupted is shown as far as it got. With several runs the curves are overlaid, one colour per run, to compare recipes.
 
-    Example: ganctl report runs/mnist-dcgan-20250101-120000
+    Examples (one run; two compared):
 
-    Compare: ganctl report runs/a runs/b --out compare.html
+    ganctl report runs/mnist-dcgan-20250101-120000
+
+    ganctl report runs/a runs/b --out compare.html
     """
     from ganctl import report, runinfo
 

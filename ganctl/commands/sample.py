@@ -37,7 +37,7 @@ def sample_command(
     out_path: Annotated[Optional[Path], typer.Option("--out", "-o", help=f"The grid PNG to write (default {DEFAULT_OUT}).", metavar="PATH", rich_help_panel=OUTPUT)] = None,
     nrow: Annotated[Optional[int], typer.Option(help="Images per grid row (default ⌈√n⌉).", rich_help_panel=OUTPUT)] = None,
     padding: Annotated[Optional[int], typer.Option(help=f"Pixels between grid images (default {DEFAULT_PADDING}), before --scale.", rich_help_panel=OUTPUT)] = None,
-    scale: ScaleOption = 1,
+    scale: ScaleOption = None,
     individual: Annotated[Optional[Path], typer.Option(help="Write one PNG per image into this folder (000000.png, ...) instead of a grid.", metavar="DIR", rich_help_panel=OUTPUT)] = None,
     force: ForceOption = False,
     quiet: QuietOption = False,
@@ -91,7 +91,7 @@ def sample_command(
         else:
             outputs.make_folder(individual)
             total = math.ceil(n / batch_size)
-            write_individual(_with_progress(batches, total, quiet), individual, names, scale)
+            write_individual(_with_progress(batches, total, quiet), individual, names, scale or 1)
             what = f"{n:,} PNGs to {individual}/ ({names[0]} to {names[-1]})"
     if not quiet:
         out.print(f"Wrote {what} from {source}, {origin}.", markup=False, soft_wrap=True)

@@ -14,7 +14,7 @@ OPTIM = "Optimisation"
 RUN = "Run folder and output"
 HW = "Device"
 EVAL = "Evaluation (FID/KID, see docs/eval.md)"
-MODERN = "Stabilisers and quality (all off in the seed recipes; see docs/train.md)"
+MODERN = "Stabilisers and quality (all off in the tutorials' recipes; see docs/train.md)"
 
 # Options that may change when a run is resumed; anything else would make it another run.
 # --eval-n is not among them: figures of different sample counts do not compare.
@@ -26,7 +26,7 @@ RESUMABLE = {
 
 @handles_errors
 def train_command(
-    arch: Annotated[Optional[str], typer.Option(help="Architecture to train (see `ganctl inspect-arch`).")] = None,
+    arch: Annotated[Optional[str], typer.Option(help="Architecture to train (see `ganctl inspect-arch`).", metavar="NAME")] = None,
     # data
     dataset: Annotated[Optional[str], typer.Option(help="cifar10, mnist, fashion-mnist, synthetic, or folder:PATH.", rich_help_panel=DATA)] = None,
     data_dir: Annotated[Optional[Path], typer.Option(help="Where dataset files are looked for (default: ~/.cache/ganctl/data).", rich_help_panel=DATA)] = None,
@@ -44,7 +44,7 @@ def train_command(
     beta1: Annotated[Optional[float], typer.Option(help="Adam beta1.", rich_help_panel=OPTIM)] = None,
     beta2: Annotated[Optional[float], typer.Option(help="Adam beta2.", rich_help_panel=OPTIM)] = None,
     latent_dim: Annotated[Optional[int], typer.Option(help="Latent size.", rich_help_panel=OPTIM)] = None,
-    label_smoothing: Annotated[Optional[float], typer.Option(help="One-sided: the real target becomes 1 - this (seed 002 suggests 0.1).", rich_help_panel=OPTIM)] = None,
+    label_smoothing: Annotated[Optional[float], typer.Option(help="One-sided: the real target becomes 1 - this (the Keras CIFAR-10 tutorial suggests 0.1).", rich_help_panel=OPTIM)] = None,
     d_update: Annotated[Optional[str], typer.Option(help="separate | joint | simultaneous (see docs/train.md).", rich_help_panel=OPTIM)] = None,
     init: Annotated[Optional[str], typer.Option(help="Weight initialisation: keras | dcgan | torch.", rich_help_panel=OPTIM)] = None,
     d_steps: Annotated[Optional[int], typer.Option(help="D updates per G update, in every --d-update mode (5 for a WGAN critic).", rich_help_panel=OPTIM)] = None,
@@ -81,11 +81,15 @@ def train_command(
 ) -> None:
     """Train a GAN with its architecture's recipe; any recipe value can be overridden.
 
-    Example: ganctl train --arch cifar-dcgan --epochs 200
+    Examples (the first run; a tutorial's recipe; FID every 10 epochs; stabilisers):
 
-    With FID every 10 epochs and the best generator kept: ganctl train --arch cifar-dcgan --eval-every 10
+    ganctl train --arch sngan-cnn-small
 
-    With the modern stabilisers: ganctl train --arch cifar-dcgan --loss hinge --spectral-norm d --ema-kimg 10 --augment color,translation,cutout
+    ganctl train --arch cifar-dcgan --epochs 200
+
+    ganctl train --arch cifar-dcgan --eval-every 10
+
+    ganctl train --arch cifar-dcgan --loss hinge --spectral-norm d --ema-kimg 10
     """
     from ganctl import runs
     from ganctl.registry import ARCHITECTURES
@@ -110,7 +114,7 @@ def train_command(
     if resume:
         run_dir = out_dir or runs.latest_run()
         if run_dir is None:
-            raise typer.BadParameter("there is no run to resume; name one with --out")
+            raise typer.BadParameter(f"there is no run to resume: {runs.where_runs_are_looked_for()}, or name the run with --out")
         config = _resumed_config(Path(run_dir), arch, seed, recipe_overrides, run_overrides)
     else:
         if arch is None:
@@ -126,11 +130,12 @@ def train_command(
         from ganctl.tensorboard_sink import require_tensorboard
 
         require_tensorboard()
-    if not config.quiet or dry_run:
-        _print_config(config)
-    if dry_run:
+    if dry_run:  # nothing is loaded or created: the table says so of the run folder
+        _print_config(config, run_dir_note=" (not created: --dry-run)")
         return
-    progress = None if config.quiet else ProgressView()
+    # The table is printed once the data is loaded and the run folder made (just before the
+    # first step), so a missing dataset or a refused run is reported alone, first.
+    progress = None if config.quiet else ProgressView(before_start=lambda: _print_config(config))
     say = (lambda message: None) if config.quiet else (lambda message: err.print(message, markup=False))
     try:
         Trainer(config, resume=resume, say=say, progress=progress).run()
@@ -189,7 +194,7 @@ def _differs(given: Any, stored: Any) -> bool:
     return given != stored
 
 
-def _print_config(config) -> None:
+def _print_config(config, run_dir_note: str = "") -> None:
     from rich.table import Table
 
     table = Table(title=f"Training {config.arch}", title_justify="left", show_header=False, box=None)
@@ -199,55 +204,117 @@ def _print_config(config) -> None:
         table.add_row(key, str(value))
     for key, value in config.to_dict().items():
         if key != "recipe":
-            table.add_row(key, str(value))
+            table.add_row(key, str(value) + (run_dir_note if key == "run_dir" else ""))
     out.print(table)
 
 
+BAR_WIDTH = 10  # columns of the progress bar itself
+
+
+def _hms(seconds: float | None) -> str:
+    """m:ss, or h:mm:ss from an hour on; -:-- while unknown."""
+    if seconds is None:
+        return "-:--"
+    seconds = int(seconds)
+    if seconds < 3600:
+        return f"{seconds // 60}:{seconds % 60:02d}"
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
 class ProgressView:
-    """A rich progress bar on stderr: epoch, iteration, losses, images/s, time left."""
+    """A rich progress bar on stderr: epoch, iteration, losses, images/s, time elapsed and left.
 
-    def __init__(self) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    It fits the terminal: the figures that do not fit are left out whole (the least useful
+    first), never cut in the middle of a number.
+    """
 
+    def __init__(self, before_start: Any = None, console: Any = None) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+        self._console = console or err
         self._progress = Progress(
             TextColumn("epoch {task.fields[epoch]}"),
-            BarColumn(),
+            BarColumn(bar_width=BAR_WIDTH),
             MofNCompleteColumn(),
             TextColumn("{task.fields[losses]}"),
-            TimeElapsedColumn(),
-            TextColumn("left"),
-            TimeRemainingColumn(),
-            console=err,
+            TextColumn("{task.fields[times]}"),
+            console=self._console,
             transient=False,
         )
+        self._before_start = before_start
         self._task: Any = None
         self._per_epoch = 1
-        self._fid = ""
+        self._total = 1
+        self._record: dict[str, Any] = {}
+        self._fid = None
 
     def start(self, total: int, done: int, per_epoch: int) -> None:
-        self._per_epoch = per_epoch
+        if self._before_start is not None:
+            self._before_start()
+        self._per_epoch, self._total = per_epoch, total
         self._progress.start()
-        self._task = self._progress.add_task("train", total=total, completed=done, epoch=self._epoch(done), losses="")
+        self._task = self._progress.add_task(
+            "train", total=total, completed=done, epoch=self._epoch(done), losses="", times=self._times(None)
+        )
 
     def advance(self, step: int) -> None:
-        self._progress.update(self._task, completed=step, epoch=self._epoch(step))
+        task = self._progress.tasks[0] if self._progress.tasks else None
+        times = self._times(task)
+        self._progress.update(self._task, completed=step, epoch=self._epoch(step), times=times, losses=self._losses(times))
 
     def show(self, record: dict[str, Any]) -> None:
-        parts = []
-        if "d_loss_real" in record and "d_loss_fake" in record:
-            parts.append(f"D {record['d_loss_real']:.3f}/{record['d_loss_fake']:.3f}")
-        if "g_loss" in record:
-            parts.append(f"G {record['g_loss']:.3f}")
-        if "d_acc_real" in record and "d_acc_fake" in record:  # absent for a WGAN critic
-            parts.append(f"acc {record['d_acc_real']:.2f}/{record['d_acc_fake']:.2f}")
-        parts.append(f"{record['images_per_s']:.0f} img/s")
-        self._progress.update(self._task, losses="  ".join(parts) + self._fid)
+        self._record = record
+        self._refresh()
 
     def show_eval(self, record: dict[str, Any]) -> None:
-        self._fid = f"  FID {record['fid']:.1f}"
+        self._fid = record["fid"]
+        self._refresh()
 
     def stop(self) -> None:
         self._progress.stop()
 
-    def _epoch(self, step: int) -> int:
-        return step // self._per_epoch + 1
+    def _refresh(self) -> None:
+        if self._task is None:
+            return
+        times = self._times(self._progress.tasks[0])
+        self._progress.update(self._task, times=times, losses=self._losses(times))
+
+    def _epoch(self, step: int) -> str:
+        """The epoch being trained (the last one once the run is done), of how many."""
+        epochs = max(1, -(-self._total // self._per_epoch))
+        return f"{min(step // self._per_epoch + 1, epochs)}/{epochs}"
+
+    @staticmethod
+    def _times(task: Any) -> str:
+        elapsed = task.elapsed if task is not None else None
+        left = task.time_remaining if task is not None else None
+        return f"elapsed {_hms(elapsed or 0)}  left {_hms(left)}"
+
+    def _parts(self) -> list[str]:
+        """The figures, most useful first."""
+        r, parts = self._record, []
+        if "g_loss" in r and "d_loss_real" in r and "d_loss_fake" in r:
+            parts.append(f"D {r['d_loss_real']:.3f}/{r['d_loss_fake']:.3f} G {r['g_loss']:.3f}")
+        elif "g_loss" in r:
+            parts.append(f"G {r['g_loss']:.3f}")
+        if self._fid is not None:
+            parts.append(f"FID {self._fid:.1f}")
+        if "d_acc_real" in r and "d_acc_fake" in r:  # absent for a WGAN critic
+            parts.append(f"acc {r['d_acc_real']:.2f}/{r['d_acc_fake']:.2f}")
+        if "images_per_s" in r:
+            parts.append(f"{r['images_per_s']:.0f} img/s")
+        return parts
+
+    def _losses(self, times: str) -> str:
+        """As many whole figures as fit beside the other columns, in order of use."""
+        epochs = max(1, -(-self._total // self._per_epoch))
+        fixed = (
+            len("epoch ") + 2 * len(str(epochs)) + 1 + BAR_WIDTH + 2 * len(str(self._total)) + 1 + len(times)
+            + 4  # a space between each two of the five columns
+        )
+        room = self._console.width - fixed - 1
+        shown: list[str] = []
+        for part in self._parts():
+            if len("  ".join([*shown, part])) <= room:
+                shown.append(part)
+        return "  ".join(shown)

@@ -56,6 +56,9 @@ def run_eval(request: EvalRequest, *, progress: Progress = no_progress, log: Log
     from ganctl.data import image_source
     from ganctl.weights import load_requested_generator
 
+    import time
+
+    started = time.perf_counter()
     r, note = request, log or (lambda message: None)
     image_size, channels, dataset = r.image_size, r.channels, r.dataset
     generator = info = source = fake = None
@@ -82,7 +85,9 @@ def run_eval(request: EvalRequest, *, progress: Progress = no_progress, log: Log
 
     common = dict(data_dir=r.data_dir, weights=weights, device=r.device, batch_size=r.batch_size,
                   download=r.download, compile=r.compile, progress=progress, log=note)  # fmt: skip
+    reference_started = time.perf_counter()
     reference = reference_stats(real_source, r.split, image_size, channels, r.real_n if r.real_n is not None else r.n, cache=r.cache, **common)
+    reference_seconds = time.perf_counter() - reference_started
     if reference.cached:
         note(f"Reference statistics from the cache: {reference.cache_file}")
     if r.fid:
@@ -113,6 +118,12 @@ def run_eval(request: EvalRequest, *, progress: Progress = no_progress, log: Log
     result = compare(reference, side, fid=r.fid, kid=r.kid, allow_small_n=r.allow_small_n, seed=r.seed, fid_method=r.fid_method)
     result["protocol"]["reference_source"] = _name(real_source, r.split)
     result["protocol"]["evaluated_source"] = str(source) if source is not None else _name(fake, r.fake_split)
+    # the whole time, so that the parts printed add up to it: the reference pass (or reading
+    # its cached statistics), the evaluated side's features, the metrics, and the rest (loading)
+    seconds = result["seconds"]
+    seconds["reference"] = round(reference_seconds, 2)
+    seconds["total"] = round(time.perf_counter() - started, 2)
+    seconds["other"] = round(max(0.0, seconds["total"] - seconds["reference"] - seconds["features"] - seconds["metrics"]), 2)
     return result
 
 

@@ -20,7 +20,7 @@ class TrainConfig:
     dataset_limit: int | None = None  # use only the first N images (quick experiments)
     device: str = "auto"  # auto | cpu | cuda | mps
     # bf16 autocast. None: on for CUDA, off for the CPU, where it is opt-in: it about halves a
-    # step's time on CPUs with bf16 units but changes the arithmetic of a seed recipe.
+    # step's time on CPUs with bf16 units but changes the arithmetic of a tutorial's recipe.
     amp: bool | None = None
     channels_last: bool = True  # NHWC memory layout: faster convolutions on CPU and GPU
     compile: bool = False  # torch.compile both networks (fused kernels; minutes of warm-up on a CPU)

@@ -1,10 +1,12 @@
 """Watching a run for the ways GAN training goes wrong.
 
 * a non-finite loss: the run stops, and the last good checkpoint stays;
-* the discriminator loss crashing towards zero for a sustained stretch (seed 002: "a crash
-  in the discriminator loss indicates that the generator model has started generating
-  rubbish examples");
-* a generator whose samples stop varying (mode collapse).
+* the discriminator loss crashing towards zero for a sustained stretch (the Keras CIFAR-10
+  tutorial: "a crash in the discriminator loss indicates that the generator model has started
+  generating rubbish examples");
+* the discriminator winning outright: accuracy 1.0 on real and on fake images for a sustained
+  stretch (the generator then gets no useful gradient);
+* a generator whose samples stop varying (mode collapse), or are blank (one flat colour).
 """
 
 from __future__ import annotations
@@ -29,6 +31,13 @@ def check_finite(stats: dict[str, float], step: int, last_checkpoint: str | None
         raise TrainingDiverged(
             f"training diverged: non-finite loss by step {step} ({names}); {where}; try a lower learning rate"
         )
+
+
+# What usually helps when D overpowers G, named by the options that do it.
+REMEDIES = (
+    "usual remedies: a lower D learning rate (--d-lr), --spectral-norm d, --augment color,translation, "
+    "--reg r1, or --loss hinge"
+)
 
 
 @dataclass
@@ -76,3 +85,52 @@ class DiversityWatch:
     def update(self, spread: float) -> bool:
         self.peak = max(self.peak, spread)
         return self.peak >= 0.05 and spread < self.drop * self.peak
+
+
+@dataclass
+class DiscriminatorWinsWatch:
+    """Reports when D classifies every real and every fake image correctly (accuracy at least
+    ``threshold`` on both) for ``window`` log records in a row."""
+
+    threshold: float = 0.999
+    window: int = 5
+    _run: int = 0
+    reported: bool = False
+
+    def update(self, acc_real: float, acc_fake: float) -> bool:
+        """True once, when D's outright win is first confirmed (again only after a recovery)."""
+        wins = acc_real >= self.threshold and acc_fake >= self.threshold
+        self._run = self._run + 1 if wins else 0
+        if self._run < self.window:
+            self.reported = False
+            return False
+        if self.reported:
+            return False
+        self.reported = True
+        return True
+
+
+def blank_fraction(images: torch.Tensor, pixel_range: tuple[float, float], tolerance: float = 0.02) -> float:
+    """The fraction of images that are blank: every pixel within ``tolerance`` (of the range)
+    of the image's mean, i.e. one flat colour."""
+    low, high = pixel_range
+    flat = images.float().flatten(1)
+    deviation = (flat - flat.mean(dim=1, keepdim=True)).abs().amax(dim=1) / (high - low)
+    return float((deviation <= tolerance).float().mean())
+
+
+@dataclass
+class BlankWatch:
+    """Reports when (nearly) every sample of a grid is blank, once until they are not."""
+
+    least: float = 0.9  # fraction of blank images that raises the alarm
+    reported: bool = False
+
+    def update(self, fraction: float) -> bool:
+        if fraction < self.least:
+            self.reported = False
+            return False
+        if self.reported:
+            return False
+        self.reported = True
+        return True

@@ -48,7 +48,9 @@ from ganctl.training.augment import DiffAugment
 from ganctl.training.batches import RealBatches
 from ganctl.training.config import TrainConfig, check, iterations_per_epoch, real_per_step
 from ganctl.training.ema import GeneratorEMA
-from ganctl.training.health import CollapseWatch, DiversityWatch, check_finite, sample_spread
+from ganctl.training.health import (
+    REMEDIES, BlankWatch, CollapseWatch, DiscriminatorWinsWatch, DiversityWatch, blank_fraction, check_finite, sample_spread,
+)
 from ganctl.training.stats import StepStats
 from ganctl.training.step import CORE_STATS, Networks, TrainStep
 from ganctl.weights import save_generator
@@ -444,7 +446,17 @@ class Trainer:
                 self._event(
                     "d_collapse",
                     f"discriminator loss has stayed below {self.collapse.threshold} for {self.collapse.window} "
-                    f"log intervals (now {d_loss:.4f}): the generator may be producing rubbish (seed 002's warning sign)",
+                    f"log intervals (now {d_loss:.4f}): the generator may be producing rubbish (the warning sign "
+                    f"the Keras CIFAR-10 tutorial names); {REMEDIES}",
+                )
+        if "d_acc_real" in stats and "d_acc_fake" in stats:
+            # made here, not in set-up: a resumed run starts watching afresh
+            wins = self.__dict__.setdefault("d_wins", DiscriminatorWinsWatch())
+            if wins.update(stats["d_acc_real"], stats["d_acc_fake"]):
+                self._event(
+                    "d_wins",
+                    f"the discriminator has won outright: accuracy 1.0 on real and on fake images for {wins.window} "
+                    f"log intervals, so the generator learns little; {REMEDIES}",
                 )
 
     def _event(self, kind: str, message: str) -> None:
@@ -468,6 +480,10 @@ class Trainer:
         generator.train(was_training)
         png = to_pil(grid(to_uint8(images, low_high)))
         save_png(png, self.run_dir / runs.SAMPLES / f"{tag}.png")
+        real = self.run_dir / runs.SAMPLES / "real.png"
+        if not real.exists():  # once: what the model learns from, at its size, beside its grids
+            shown = self.real.images[: images.shape[0]].cpu().contiguous()  # the first images: no random draw
+            save_png(to_pil(grid(shown)), real)
         if self.tensorboard is not None:
             self.tensorboard.image("samples", self.step, png)
         if tag != "final":
@@ -478,6 +494,13 @@ class Trainer:
                 "low_diversity",
                 f"generated samples have stopped varying (spread {spread:.3f}, at best {self.diversity.peak:.3f}): "
                 "mode collapse?",
+            )
+        blank = blank_fraction(images, low_high)
+        if self.__dict__.setdefault("blank_watch", BlankWatch()).update(blank):
+            self._event(
+                "blank_samples",
+                f"{blank:.0%} of the generated samples in {tag}.png are blank (one flat colour): the generator has "
+                f"given up or not started; {REMEDIES}",
             )
 
     def _progress_animation(self) -> None:

@@ -60,6 +60,9 @@ def try_download(request: DatasetRequest, fetch: Callable[[Path], object]) -> st
         socket.setdefaulttimeout(previous_timeout)
 
 
+COMPRESSED_SUFFIXES = (".xz", ".gz", ".bz2", ".zip")
+
+
 def locate(
     request: DatasetRequest,
     title: str,
@@ -67,25 +70,69 @@ def locate(
     names: Sequence[str],
     fetch: Callable[[Path], object],
     files: str,
+    archive: str = "",
 ) -> Path:
     """The folder holding ``names``, downloading them if missing and allowed; else a GanctlError.
 
-    ``files`` says in words what to put there, for the error.
+    ``files`` says in words what to put there, for the error. ``archive``: the name of the
+    .tar.gz archive the files come in; found in the data folder, it is unpacked there first.
     """
     folder = find_folder(request.root, subfolder, names)
+    if folder is None and archive:
+        folder = _unpack_archive(request.root, subfolder, names, archive)
     if folder is None:
+        _refuse_compressed(request.root, subfolder, names)
         why = try_download(request, fetch) or "the download left no files"
         folder = find_folder(request.root, subfolder, names)
         if folder is None:
             where = f"{request.root / subfolder} (or directly in {request.root})"
-            raise GanctlError(f"{title} not found: put {files} in {where} ({why})")
+            source = f", e.g. by unpacking {archive} there (tar -xzf {archive})" if archive else ""
+            raise GanctlError(f"{title} not found: put {files} in {where}{source} ({why})")
     return folder
+
+
+def _unpack_archive(root: Path, subfolder: str, names: Sequence[str], archive: str) -> Path | None:
+    """Unpack ``archive`` found in ``root`` or ``root/subfolder`` into the folder it is in; the
+    folder holding ``names`` afterwards, or None when there is no such archive."""
+    import tarfile
+
+    for folder in (root, root / subfolder):
+        path = folder / archive
+        if not path.is_file():
+            continue
+        try:
+            with tarfile.open(path, "r:*") as tar:
+                tar.extractall(folder, filter="data")  # no absolute paths, links out or devices
+        except (tarfile.TarError, OSError, EOFError) as exc:
+            raise GanctlError(f"{path} could not be unpacked ({exc}); download it again or unpack it yourself") from None
+        return find_folder(root, subfolder, names) or find_folder(folder, subfolder, names)
+    return None
+
+
+def _refuse_compressed(root: Path, subfolder: str, names: Sequence[str]) -> None:
+    """Files present only compressed in a way ganctl does not read: say how to decompress them."""
+    for folder in (root / subfolder, root):
+        found = [
+            folder / (name.removesuffix(".gz") + suffix)
+            for name in names
+            for suffix in COMPRESSED_SUFFIXES
+            if not (name.endswith(".gz") and suffix == ".gz")  # a .gz IDX file is read as it is
+            and (folder / (name.removesuffix(".gz") + suffix)).is_file()
+        ]
+        if found:
+            tools = {".xz": "xz -d", ".gz": "gunzip", ".bz2": "bunzip2", ".zip": "unzip"}
+            how = " / ".join(sorted({f"`{tools[p.suffix]} FILE`" for p in found}))
+            raise GanctlError(
+                f"{folder} holds {found[0].name}{' and more' if len(found) > 1 else ''} compressed, which ganctl "
+                f"does not read; decompress them in that folder ({how}) and run again"
+            )
 
 
 # ----------------------------------------------------------------------------------------
 # CIFAR-10 (the "python version": Python 2 pickles of dicts holding a uint8 array)
 
 CIFAR_FOLDER = "cifar-10-batches-py"
+CIFAR_ARCHIVE = "cifar-10-python.tar.gz"  # "CIFAR-10 python version" on the CIFAR-10 page (Toronto)
 CIFAR_FILES = {"train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch"]}
 
 
@@ -152,7 +199,7 @@ def _download_cifar10(root: Path) -> None:
 def cifar10(request: DatasetRequest) -> np.ndarray:
     names = CIFAR_FILES[request.split]
     files = "data_batch_1 … data_batch_5 and test_batch (the python version)"
-    folder = locate(request, "CIFAR-10", CIFAR_FOLDER, names, _download_cifar10, files)
+    folder = locate(request, "CIFAR-10", CIFAR_FOLDER, names, _download_cifar10, files, archive=CIFAR_ARCHIVE)
     return np.concatenate([read_cifar_batch(folder / name) for name in names])
 
 
@@ -191,7 +238,7 @@ def _idx_dataset(request: DatasetRequest, title: str, torchvision_name: str) -> 
 
         getattr(torchvision.datasets, torchvision_name)(str(root), train=request.split == "train", download=True)
 
-    files = f"{name} (or {name.removesuffix('.gz')})"
+    files = f"{name} (or {name.removesuffix('.gz')}; the {title} \"training set images\" file, gzipped as downloaded)"
     folder = locate(request, title, f"{torchvision_name}/raw", [name], fetch, files)
     return read_idx_images(_existing(folder, name))
 

@@ -1,4 +1,4 @@
-"""The two Keras-tutorial DCGANs (seeds 000/002/004 and 003).
+"""The two Keras-tutorial DCGANs: the CIFAR-10 one and the MNIST one.
 
 Layer for layer as the tutorials build them. Keras' ``padding='same'`` becomes explicit
 PyTorch padding: k3/s2 convs use padding 1 and k4/s2 transposed convs padding 1, which
@@ -54,8 +54,8 @@ def cifar_generator(image_size: int, channels: int, latent_dim: int) -> nn.Modul
 
 
 def cifar_discriminator(image_size: int, channels: int) -> nn.Module:
-    # Seed 002 (the original) gives the first conv stride 1; seed 000's listing says 2 but
-    # its own prose and shapes say 1.
+    # The original Keras CIFAR-10 tutorial gives the first conv stride 1; a later copy's
+    # listing says 2 but its own prose and shapes say 1.
     return nn.Sequential(
         nn.Conv2d(channels, 64, 3, padding=1),  # 32x32
         _lrelu(),

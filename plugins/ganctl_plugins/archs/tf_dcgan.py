@@ -1,4 +1,4 @@
-"""The TensorFlow tutorial's batch-norm DCGAN (seed 001), MNIST at 28x28.
+"""The TensorFlow tutorial's batch-norm DCGAN, MNIST at 28x28.
 
 Keras defaults that differ from PyTorch's are spelt out: LeakyReLU slope 0.3, batch-norm
 momentum 0.99 (PyTorch's ``momentum=0.01``) and epsilon 1e-3, Adam beta1 0.9, epsilon 1e-7.
