@@ -115,7 +115,6 @@ def test_markup_in_an_output_name_is_printed_literally(world):
     assert result.exit_code == 0 and out.exists() and "gen[red]x.png" in result.output
 
 
-@pytest.mark.xfail(reason="train's config table (commands/train.py _print_config) renders markup in names", strict=False)
 @pytest.mark.parametrize("option", ["--dataset", "--loss"])
 @pytest.mark.parametrize("text", MARKUP)
 def test_markup_in_the_printed_config_is_literal(text, option):

@@ -196,15 +196,17 @@ def _differs(given: Any, stored: Any) -> bool:
 
 def _print_config(config, run_dir_note: str = "") -> None:
     from rich.table import Table
+    from rich.text import Text
 
-    table = Table(title=f"Training {config.arch}", title_justify="left", show_header=False, box=None)
+    # Text, not str: names and paths are the user's, printed literally (never rich markup)
+    table = Table(title=Text(f"Training {config.arch}"), title_justify="left", show_header=False, box=None)
     table.add_column(style="bold")
     table.add_column()
     for key, value in config.recipe.to_dict().items():
-        table.add_row(key, str(value))
+        table.add_row(key, Text(str(value)))
     for key, value in config.to_dict().items():
         if key != "recipe":
-            table.add_row(key, str(value) + (run_dir_note if key == "run_dir" else ""))
+            table.add_row(key, Text(str(value) + (run_dir_note if key == "run_dir" else "")))
     out.print(table)
 
 

@@ -301,6 +301,8 @@ class Trainer:
         self.step = 0
         self.collapse = CollapseWatch()
         self.diversity = DiversityWatch()
+        self.d_wins = DiscriminatorWinsWatch()
+        self.blank_watch = BlankWatch()
         self.state = self._named_state()
         if self.resume:
             self._restore()
@@ -338,6 +340,8 @@ class Trainer:
         state.add("stats", self.stats.state, lambda t, values: self.stats.load_state(t, values, self.device))
         state.add_values("collapse_watch", self.collapse, ("_run", "reported"))
         state.add_values("diversity_watch", self.diversity, ("peak",))
+        state.add_values("d_wins_watch", self.d_wins, ("_run", "reported"))
+        state.add_values("blank_watch", self.blank_watch, ("reported",))
         return state
 
     def _progress_values(self) -> dict[str, Any]:
@@ -450,8 +454,7 @@ class Trainer:
                     f"the Keras CIFAR-10 tutorial names); {REMEDIES}",
                 )
         if "d_acc_real" in stats and "d_acc_fake" in stats:
-            # made here, not in set-up: a resumed run starts watching afresh
-            wins = self.__dict__.setdefault("d_wins", DiscriminatorWinsWatch())
+            wins = self.d_wins
             if wins.update(stats["d_acc_real"], stats["d_acc_fake"]):
                 self._event(
                     "d_wins",
@@ -496,7 +499,7 @@ class Trainer:
                 "mode collapse?",
             )
         blank = blank_fraction(images, low_high)
-        if self.__dict__.setdefault("blank_watch", BlankWatch()).update(blank):
+        if self.blank_watch.update(blank):
             self._event(
                 "blank_samples",
                 f"{blank:.0%} of the generated samples in {tag}.png are blank (one flat colour): the generator has "
