@@ -41,17 +41,16 @@ REMEDIES = (
 
 
 @dataclass
-class CollapseWatch:
-    """Reports when D's mean loss stays below ``threshold`` for ``window`` log records in a row."""
+class SustainedWatch:
+    """Reports a condition once it has held for ``window`` log records in a row; once, until it clears."""
 
-    threshold: float = 0.05
     window: int = 5
     _run: int = 0
     reported: bool = False
 
-    def update(self, d_loss: float) -> bool:
-        """True once, when a collapse is first confirmed (again only after a recovery)."""
-        self._run = self._run + 1 if d_loss < self.threshold else 0
+    def _observe(self, holds: bool) -> bool:
+        """True once, when the condition is first confirmed (again only after a recovery)."""
+        self._run = self._run + 1 if holds else 0
         if self._run < self.window:
             self.reported = False
             return False
@@ -59,6 +58,16 @@ class CollapseWatch:
             return False
         self.reported = True
         return True
+
+
+@dataclass
+class CollapseWatch(SustainedWatch):
+    """Reports when D's mean loss stays below ``threshold`` for ``window`` log records in a row."""
+
+    threshold: float = 0.05
+
+    def update(self, d_loss: float) -> bool:
+        return self._observe(d_loss < self.threshold)
 
 
 def sample_spread(images: torch.Tensor, pixel_range: tuple[float, float]) -> float:
@@ -88,26 +97,14 @@ class DiversityWatch:
 
 
 @dataclass
-class DiscriminatorWinsWatch:
+class DiscriminatorWinsWatch(SustainedWatch):
     """Reports when D classifies every real and every fake image correctly (accuracy at least
     ``threshold`` on both) for ``window`` log records in a row."""
 
     threshold: float = 0.999
-    window: int = 5
-    _run: int = 0
-    reported: bool = False
 
     def update(self, acc_real: float, acc_fake: float) -> bool:
-        """True once, when D's outright win is first confirmed (again only after a recovery)."""
-        wins = acc_real >= self.threshold and acc_fake >= self.threshold
-        self._run = self._run + 1 if wins else 0
-        if self._run < self.window:
-            self.reported = False
-            return False
-        if self.reported:
-            return False
-        self.reported = True
-        return True
+        return self._observe(acc_real >= self.threshold and acc_fake >= self.threshold)
 
 
 def blank_fraction(images: torch.Tensor, pixel_range: tuple[float, float], tolerance: float = 0.02) -> float:
