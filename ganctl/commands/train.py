@@ -150,11 +150,11 @@ def _resumed_config(run_dir: Path, arch, seed, recipe_overrides, run_overrides):
     from ganctl import runs
     from ganctl.errors import GanctlError
     from ganctl.training.config import read_config_file
-    from ganctl.training.loop import _holds_files
+    from ganctl.training.run_folder import holds_files
 
     config_file = run_dir / runs.CONFIG
     if not config_file.is_file():
-        if run_dir.is_dir() and not config_file.exists() and not _holds_files(run_dir):
+        if run_dir.is_dir() and not config_file.exists() and not holds_files(run_dir):
             raise GanctlError(
                 f"{run_dir} holds no run yet (a training stopped before writing its {runs.CONFIG}); "
                 "start it again without --resume"

@@ -117,17 +117,11 @@ def blank_fraction(images: torch.Tensor, pixel_range: tuple[float, float], toler
 
 
 @dataclass
-class BlankWatch:
+class BlankWatch(SustainedWatch):
     """Reports when (nearly) every sample of a grid is blank, once until they are not."""
 
+    window: int = 1  # one blank grid is enough: grids are rare
     least: float = 0.9  # fraction of blank images that raises the alarm
-    reported: bool = False
 
     def update(self, fraction: float) -> bool:
-        if fraction < self.least:
-            self.reported = False
-            return False
-        if self.reported:
-            return False
-        self.reported = True
-        return True
+        return self._observe(fraction >= self.least)

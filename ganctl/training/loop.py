@@ -21,12 +21,9 @@ generator's state is in the checkpoint, and nothing outside the step draws from 
 
 from __future__ import annotations
 
-import fcntl
 import json
 import math
-import os
 import signal
-import stat
 import sys
 import time
 from collections.abc import Callable
@@ -36,11 +33,10 @@ from typing import Any
 import torch
 
 from ganctl import __version__, runs
-from ganctl.device import resolve_device
+from ganctl.device import resolve_device, use_amp
 from ganctl.errors import GanctlError
-from ganctl.fileio import atomic_write_bytes, atomic_write_json
+from ganctl.fileio import atomic_write_json
 from ganctl.images import grid, save_animation_of_files, save_png, to_pil, to_uint8
-from ganctl.device import use_amp
 from ganctl.registry import ARCHITECTURES, LOSSES, REGULARIZERS
 from ganctl.spectral import apply_spectral_norm, baked_copy, has_parametrizations
 from ganctl.training import checkpoint as ckpt
@@ -51,6 +47,7 @@ from ganctl.training.ema import GeneratorEMA
 from ganctl.training.health import (
     REMEDIES, BlankWatch, CollapseWatch, DiscriminatorWinsWatch, DiversityWatch, blank_fraction, check_finite, sample_spread,
 )
+from ganctl.training.run_folder import RunFolderLock, holds_files, remove_stale_temporaries, truncate_metrics
 from ganctl.training.stats import StepStats
 from ganctl.training.step import CORE_STATS, Networks, TrainStep
 from ganctl.weights import save_generator
@@ -104,7 +101,7 @@ class Trainer:
         self._make_run_dir()
         # The lock before anything is removed or written: a second `train --resume` started
         # while this one runs must not touch its files (its temporary files above all).
-        with self._lock():
+        with RunFolderLock(self.run_dir):
             self._prepare_run_dir()
             self._setup()
             previous = signal.getsignal(signal.SIGINT)
@@ -127,7 +124,7 @@ class Trainer:
     # --- set-up ---------------------------------------------------------------------------
     def _check_run_dir(self) -> None:
         """A new run only goes into an empty folder (stale temporary files and the lock don't count)."""
-        if not self.resume and self.run_dir.exists() and _holds_files(self.run_dir):
+        if not self.resume and self.run_dir.exists() and holds_files(self.run_dir):
             raise GanctlError(
                 f"{self.run_dir} already holds files; continue it with --resume or choose another --out"
             )
@@ -143,9 +140,7 @@ class Trainer:
         self._check_run_dir()  # again, now that no other training can be writing into it
         config_file = self.run_dir / runs.CONFIG
         try:
-            for stale in self.run_dir.rglob(".*.tmp"):  # left by a process killed mid-write
-                if stale.is_symlink() or not stale.is_dir():  # a link itself goes, never its target
-                    stale.unlink(missing_ok=True)
+            remove_stale_temporaries(self.run_dir)
             # config.json first: once the folder holds anything, it can be resumed
             if not config_file.exists():
                 atomic_write_json(config_file, {"ganctl_version": __version__, **self.config.to_dict()})
@@ -154,56 +149,6 @@ class Trainer:
         except OSError as exc:
             raise GanctlError(f"cannot write to {self.run_dir}: {exc.strerror}") from None
         runs.set_latest(self.run_dir)
-
-    def _lock(self):
-        """An exclusive lock on the run folder; the kernel drops it if the process dies.
-
-        ``.lock`` is opened without following links and never truncated: a ``.lock`` that is
-        a link or not a regular file is refused, and the PID is written only into a lock file
-        this process created itself.
-        """
-        trainer = self
-
-        class _Lock:
-            def __enter__(self):
-                path = trainer.run_dir / runs.LOCK
-                flags = os.O_RDWR | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
-                created = False
-                try:
-                    try:
-                        self.fd = os.open(path, flags | os.O_CREAT | os.O_EXCL, 0o644)
-                        created = True
-                    except FileExistsError:
-                        self.fd = os.open(path, flags | getattr(os, "O_NONBLOCK", 0))
-                except OSError as exc:
-                    if path.is_symlink() or (path.exists() and not path.is_file()):
-                        kind = "a symbolic link" if path.is_symlink() else "not a regular file"
-                        raise GanctlError(
-                            f"{path} is {kind}; remove it if no training is running in {trainer.run_dir}, then try again"
-                        ) from None
-                    raise GanctlError(f"cannot open {path}: {exc.strerror}") from None
-                info = os.fstat(self.fd)
-                if not stat.S_ISREG(info.st_mode):
-                    os.close(self.fd)
-                    raise GanctlError(
-                        f"{path} is not a regular file; remove it if no training is running in {trainer.run_dir}, then try again"
-                    )
-                try:
-                    fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    os.close(self.fd)
-                    raise GanctlError(f"another training is already running in {trainer.run_dir}") from None
-                if created:  # never write into a file this process did not make
-                    try:
-                        os.write(self.fd, f"{os.getpid()}\n".encode())
-                    except OSError:
-                        pass
-
-            def __exit__(self, *exc):
-                fcntl.flock(self.fd, fcntl.LOCK_UN)
-                os.close(self.fd)
-
-        return _Lock()
 
     def _load_data(self) -> None:
         """Check the names and load the training images (not yet onto the device)."""
@@ -341,7 +286,7 @@ class Trainer:
         state.add_values("collapse_watch", self.collapse, ("_run", "reported"))
         state.add_values("diversity_watch", self.diversity, ("peak",))
         state.add_values("d_wins_watch", self.d_wins, ("_run", "reported"))
-        state.add_values("blank_watch", self.blank_watch, ("reported",))
+        state.add_values("blank_watch", self.blank_watch, ("_run", "reported"))
         return state
 
     def _progress_values(self) -> dict[str, Any]:
@@ -584,7 +529,7 @@ class Trainer:
         found = ckpt.list_checkpoints(folder)
         if not found:
             self.say(f"no checkpoint in {self.run_dir} yet: starting it from the beginning")
-            self._truncate_metrics(0)
+            truncate_metrics(self.run_dir / runs.METRICS, 0)
             return
         skipped: list[str] = []
         for path in reversed(found):
@@ -596,7 +541,7 @@ class Trainer:
                 skipped.append(path.name)
                 continue
             self.last_checkpoint = path
-            self._truncate_metrics(self.step)
+            truncate_metrics(self.run_dir / runs.METRICS, self.step)
             instead = f", instead of the damaged {', '.join(skipped)}" if skipped else ""
             (self.warn if skipped else self.say)(f"resuming {self.run_dir} from step {self.step} ({path.name}{instead})")
             return
@@ -604,36 +549,3 @@ class Trainer:
             f"none of the {len(found)} checkpoint(s) in {folder} can be read ({', '.join(skipped)}); "
             "restore one, or move them away to start the run again from the beginning"
         )
-
-    def _truncate_metrics(self, step: int) -> None:
-        """Drop records written after the checkpoint we resume from (and a torn last line)."""
-        path = self.run_dir / runs.METRICS
-        kept = []
-        if path.exists():
-            try:
-                text = path.read_bytes().decode("utf-8", errors="replace")
-            except OSError as exc:
-                raise GanctlError(f"cannot read {path}: {exc.strerror}") from None
-            for line in text.splitlines():
-                try:
-                    record = json.loads(line)
-                except (ValueError, RecursionError):  # a torn or damaged line
-                    continue
-                if isinstance(record, dict) and _is_number(record.get("step")) and record["step"] <= step:
-                    kept.append(line)
-        atomic_write_bytes(path, "".join(line + "\n" for line in kept).encode())
-
-
-def _holds_files(folder: Path) -> bool:
-    """Whether ``folder`` holds anything but the lock and temporary files a killed write left."""
-    for entry in folder.iterdir():
-        if entry.name == runs.LOCK:
-            continue
-        if entry.name.startswith(".") and entry.name.endswith(".tmp"):
-            continue
-        return True
-    return False
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
