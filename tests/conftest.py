@@ -101,3 +101,12 @@ def tiny(tmp_path_factory) -> Path:
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("GANCTL_RUNS_DIR", str(root))
         return train_tiny(root / "mnist-tiny")
+
+
+@pytest.fixture
+def fresh_dynamo():
+    """torch.compile's caches emptied before and after a test: compiled graphs of one test's
+    networks must not meet another's in the same process (a training compiles once per process)."""
+    torch._dynamo.reset()
+    yield
+    torch._dynamo.reset()

@@ -326,6 +326,6 @@ def test_list_shows_the_regularizers():
         ("tf-dcgan", ["--reg", "gp", "--loss", "wgan", "--ema-kimg", "0.1", "--augment", "color,translation"]),
     ],
 )
-def test_compile_works_with_every_ingredient(arch, extra, tmp_path):
+def test_compile_works_with_every_ingredient(fresh_dynamo, arch, extra, tmp_path):
     result = train("--arch", arch, *QUICK, *extra, "--compile", "--max-steps", "3", "--out", str(tmp_path / "run"))
     assert result.exit_code == 0, result.stderr
