@@ -60,17 +60,24 @@ def main() -> None:
         a, seconds_a = run("a", shlex.split(args.a), common, folder)
         b, seconds_b = run("b", shlex.split(args.b), common, folder)
 
+    compare(a, b)
+    print(f"\nwall time (including start-up and data loading): a {seconds_a:.1f} s, b {seconds_b:.1f} s "
+          f"for {args.steps} iterations each")  # fmt: skip
+
+
+def compare(a: list[dict], b: list[dict]) -> dict:
+    """Print the two curves side by side and how far apart they are; return the summary figures."""
     print(f"\n{'step':>6} " + " ".join(f"{s + ' a/b':>23}" for s in STATS))
     for ra, rb in zip(a, b):
         print(f"{ra['step']:>6} " + " ".join(f"{ra[s]:>11.4f} {rb[s]:>11.4f}" for s in STATS))
-    print("\nmean |a - b| over the run: " + ", ".join(
-        f"{s} {sum(abs(ra[s] - rb[s]) for ra, rb in zip(a, b)) / len(a):.4f}" for s in STATS))  # fmt: skip
-    half = len(a) // 2
+    pairs = list(zip(a, b))
+    summary = {"mean_abs_difference": {s: sum(abs(ra[s] - rb[s]) for ra, rb in pairs) / len(pairs) for s in STATS}}
+    print("\nmean |a - b| over the run: " + ", ".join(f"{s} {v:.4f}" for s, v in summary["mean_abs_difference"].items()))
     for label, records in (("a", a), ("b", b)):
-        late = records[half:]
-        print(f"{label}: second-half means " + ", ".join(f"{s} {sum(r[s] for r in late) / len(late):.4f}" for s in STATS))
-    print(f"\nwall time (including start-up and data loading): a {seconds_a:.1f} s, b {seconds_b:.1f} s "
-          f"for {args.steps} iterations each")  # fmt: skip
+        late = records[len(records) // 2 :]
+        summary[f"second_half_means_{label}"] = means = {s: sum(r[s] for r in late) / len(late) for s in STATS}
+        print(f"{label}: second-half means " + ", ".join(f"{s} {v:.4f}" for s, v in means.items()))
+    return summary
 
 
 if __name__ == "__main__":

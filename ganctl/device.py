@@ -30,11 +30,21 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def cpu_has_native_bf16() -> bool:
+    """Whether this processor computes bf16 in hardware (AVX-512 BF16 or AMX), where oneDNN's
+    bf16 convolutions run about 1.5x faster than fp32; elsewhere bf16 is emulated and slower."""
+    probes = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
+    return any(probe() for probe in probes if probe is not None)
+
+
 def use_amp(device: torch.device, amp: bool | None) -> bool:
-    """bf16 autocast: on by default on CUDA, opt-in on the CPU, never elsewhere (as in training)."""
+    """bf16 autocast. ``None`` (the default, "auto"): on for CUDA, and on the CPU where it has
+    native bf16; never on other devices. ``False`` is exact float32 everywhere."""
     if device.type not in ("cuda", "cpu"):
         return False
-    return amp if amp is not None else device.type == "cuda"
+    if amp is not None:
+        return amp
+    return device.type == "cuda" or cpu_has_native_bf16()
 
 
 def autocast(device: torch.device, amp: bool):

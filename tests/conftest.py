@@ -30,6 +30,15 @@ def _isolated_runs(tmp_path, monkeypatch):
     monkeypatch.delenv("GANCTL_DISABLE_PLUGIN_AUTOLOAD", raising=False)
 
 
+@pytest.fixture(autouse=True)
+def _cpu_without_native_bf16(monkeypatch):
+    """The CPU default (``--amp`` auto) depends on the processor; tests compute the same bits on
+    any machine by taking it as one without native bf16 (float32). Tests of the rule patch it back."""
+    import ganctl.device
+
+    monkeypatch.setattr(ganctl.device, "cpu_has_native_bf16", lambda: False)
+
+
 @pytest.fixture
 def fresh_plugins(monkeypatch):
     """An empty registry and plugin state that a test can fill; restored afterwards.

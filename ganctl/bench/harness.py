@@ -15,10 +15,12 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from ganctl.bench.baseline import BaselineLoop
-from ganctl.registry import ARCHITECTURES, LOSSES
+from ganctl.registry import ARCHITECTURES, LOSSES, REGULARIZERS
 from ganctl.training.batches import RealBatches
 from ganctl.training.config import real_per_step
-from ganctl.device import use_amp
+from ganctl.device import autocast, use_amp
+from ganctl.training.augment import DiffAugment
+from ganctl.training.ema import GeneratorEMA
 from ganctl.training.stats import StepStats
 from ganctl.training.step import Networks, TrainStep
 
@@ -26,13 +28,15 @@ from ganctl.training.step import Networks, TrainStep
 @dataclass
 class BenchResult:
     arch: str
+    variant: str  # "plain" (the recipe as it is) or "all ingredients" (INGREDIENTS on top)
     device: str
     batch_size: int
     train_it_per_s: float
     train_images_per_s: float
     baseline_it_per_s: float | None
     speedup: float | None  # ganctl's iterations/s over the baseline's
-    sample_images_per_s: float
+    cost_vs_plain: float | None  # an iteration's time over the plain step's (the ingredients row)
+    sample_images_per_s: float | None
     peak_memory_mb: float  # CUDA: peak allocated; CPU: the process's peak resident set
     gflop_per_iteration: float
     achieved_tflop_per_s: float
@@ -75,29 +79,53 @@ class IteratingStep:
         self.iteration += 1
 
 
-def ganctl_step(arch_name: str, device: torch.device, *, amp: bool | None, channels_last: bool, compile: bool, batch_size: int | None):
+# Every training ingredient at once, for the row that shows what they cost: the generator EMA,
+# DiffAugment, R1 applied lazily, and two D updates per G update. R1 every 4 iterations (not
+# StyleGAN2's 16) so that a short timed window holds whole intervals.
+INGREDIENTS = dict(ema_kimg=10.0, augment="color,translation,cutout", regularizer="r1", reg_weight=1.0, reg_every=4, d_steps=2)
+
+
+def ganctl_step(arch_name: str, device: torch.device, *, amp: bool | None, channels_last: bool, compile: bool,
+                batch_size: int | None, ingredients: bool = False):
+    from ganctl.training.loop import make_adam
+
     arch = ARCHITECTURES.get(arch_name).obj
-    recipe = arch.recipe.replace(batch_size=batch_size)
+    recipe = arch.recipe.replace(batch_size=batch_size, **(INGREDIENTS if ingredients else {}))
     torch.manual_seed(0)
     generator, discriminator = arch.build()
     layout = torch.channels_last if channels_last else torch.contiguous_format
     generator = generator.to(device, memory_format=layout)
     discriminator = discriminator.to(device, memory_format=layout)
-    fused = True if device.type == "cuda" else None
-    adam = lambda m, lr: torch.optim.Adam(m.parameters(), lr=lr, betas=(recipe.beta1, recipe.beta2), eps=recipe.adam_eps, fused=fused)  # noqa: E731
+    regularizer = REGULARIZERS.get(recipe.regularizer).obj() if recipe.regularizer != "none" else None
     images = torch.randint(0, 256, (max(8 * recipe.batch_size, 1024), recipe.channels, recipe.image_size, recipe.image_size), dtype=torch.uint8)
     real = RealBatches(images.contiguous(memory_format=layout), batch=real_per_step(recipe), sampling=recipe.sampling,
                        pixel_range=recipe.pixel_range, device=device, seed=1)
     latent_rng = torch.Generator(device=device).manual_seed(2)
     nets = Networks(
-        generator, discriminator, adam(generator, recipe.g_lr), adam(discriminator, recipe.d_lr),
+        generator, discriminator, make_adam(generator, recipe, recipe.g_lr, device),
+        make_adam(discriminator, recipe, recipe.d_lr, device, lazy_interval=recipe.reg_every if regularizer else 1),
         G_forward=torch.compile(generator) if compile else None, D_forward=torch.compile(discriminator) if compile else None,
     )  # fmt: skip
     step = IteratingStep(TrainStep(
         nets, loss=LOSSES.get(recipe.loss).obj(), recipe=recipe, real=real, latent_rng=latent_rng, device=device,
-        amp=use_amp(device, amp), stats=StepStats(),
+        amp=use_amp(device, amp), stats=StepStats(), regularizer=regularizer,
+        penalty_rng=torch.Generator(device=device).manual_seed(3) if regularizer else None,
+        augment=DiffAugment(recipe.augment, recipe.pixel_range, device, seed=4) if recipe.augment else None,
+        ema=GeneratorEMA(generator, half_life_kimg=recipe.ema_kimg, batch_size=recipe.batch_size, rampup=recipe.ema_rampup,
+                         start_step=recipe.ema_start) if recipe.ema_kimg is not None else None,
     ))  # fmt: skip
     return step, generator, recipe
+
+
+def _time_step(step: IteratingStep, device: torch.device, *, steps: int, warmup: int) -> tuple[float, float, float]:
+    """(iterations/s, FLOPs of one iteration, peak memory in MiB) of a training step."""
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    step()  # builds lazily-initialised state (Adam moments, compiled graphs) before counting
+    counter = FlopCounterMode(display=False)
+    with counter:
+        step()
+    return _rate(step, device, steps, warmup), counter.get_total_flops(), _peak_memory_mb(device)
 
 
 def bench_arch(
@@ -112,16 +140,8 @@ def bench_arch(
     baseline: bool = True,
     batch_size: int | None = None,
 ) -> BenchResult:
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
     step, generator, recipe = ganctl_step(arch_name, device, amp=amp, channels_last=channels_last, compile=compile, batch_size=batch_size)
-    step()  # builds lazily-initialised state (Adam moments, compiled graphs) before counting
-    counter = FlopCounterMode(display=False)
-    with counter:
-        step()
-    flops = counter.get_total_flops()
-    it_per_s = _rate(step, device, steps, warmup)
-    peak = _peak_memory_mb(device)
+    it_per_s, flops, peak = _time_step(step, device, steps=steps, warmup=warmup)
 
     sample_batch = 500
     z = torch.randn(sample_batch, recipe.latent_dim, device=device)
@@ -129,7 +149,7 @@ def bench_arch(
 
     @torch.inference_mode()
     def sample() -> None:
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+        with autocast(device, use_amp(device, amp)):
             generator(z)
 
     sample_rate = _rate(sample, device, max(2, steps // 4), 1) * sample_batch
@@ -144,15 +164,37 @@ def bench_arch(
         loop = BaselineLoop(g, d, recipe, data, device)
         baseline_rate = _rate(loop.step, device, steps, warmup)
 
+    return _result(arch_name, "plain", device, recipe, it_per_s, flops, peak, baseline_rate=baseline_rate,
+                   sample_rate=sample_rate)
+
+
+def bench_ingredients(arch_name: str, device: torch.device, *, steps: int, warmup: int, plain_it_per_s: float,
+                      amp: bool | None = None, channels_last: bool = True, compile: bool = False,
+                      batch_size: int | None = None) -> BenchResult:
+    """The step with every ingredient on (INGREDIENTS), its cost against the plain step's rate."""
+    step, _, recipe = ganctl_step(arch_name, device, amp=amp, channels_last=channels_last, compile=compile,
+                                  batch_size=batch_size, ingredients=True)
+    interval = recipe.reg_every
+    # the timed window holds whole regularisation intervals, starting at one: the lazy phase's share is exact
+    steps = -(-steps // interval) * interval
+    warmup = -(-(warmup + 2) // interval) * interval - 2  # + the two calls _time_step makes first
+    it_per_s, flops, peak = _time_step(step, device, steps=steps, warmup=warmup)
+    return _result(arch_name, "all ingredients", device, recipe, it_per_s, flops, peak, cost_vs_plain=plain_it_per_s / it_per_s)
+
+
+def _result(arch_name, variant, device, recipe, it_per_s, flops, peak, *, baseline_rate=None, sample_rate=None,
+            cost_vs_plain=None) -> BenchResult:
     return BenchResult(
         arch=arch_name,
+        variant=variant,
         device=str(device),
         batch_size=recipe.batch_size,
         train_it_per_s=round(it_per_s, 3),
         train_images_per_s=round(it_per_s * recipe.batch_size, 1),
         baseline_it_per_s=round(baseline_rate, 3) if baseline_rate else None,
         speedup=round(it_per_s / baseline_rate, 2) if baseline_rate else None,
-        sample_images_per_s=round(sample_rate, 1),
+        cost_vs_plain=round(cost_vs_plain, 2) if cost_vs_plain else None,
+        sample_images_per_s=round(sample_rate, 1) if sample_rate else None,
         peak_memory_mb=round(peak, 1),
         gflop_per_iteration=round(flops / 1e9, 2),
         achieved_tflop_per_s=round(flops * it_per_s / 1e12, 4),

@@ -23,6 +23,7 @@ def bench_command(
     channels_last: Annotated[bool, typer.Option("--channels-last/--no-channels-last", help="NHWC layout.")] = True,
     compile: Annotated[bool, typer.Option("--compile", help="torch.compile the networks.")] = False,
     baseline: Annotated[bool, typer.Option("--baseline/--no-baseline", help="Also time the plain eager baseline loop.")] = True,
+    ingredients: Annotated[bool, typer.Option("--ingredients/--no-ingredients", help="Also time the step with every ingredient on (EMA, DiffAugment, lazy R1, 2 D steps) and its cost against the plain step.")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """Measure training iterations/s, images/s, sampling speed and peak memory per architecture, and the speed-up over a plain eager PyTorch loop measured in the same run.
@@ -31,10 +32,10 @@ def bench_command(
     """
     import torch
 
-    from ganctl.bench.harness import bench_arch
+    from ganctl.bench.harness import bench_arch, bench_ingredients
     from ganctl.errors import GanctlError
     from ganctl.registry import ARCHITECTURES
-    from ganctl.device import resolve_device
+    from ganctl.device import resolve_device, use_amp
 
     target = resolve_device(device)
     names = arch or ARCHITECTURES.names()
@@ -47,21 +48,26 @@ def bench_command(
         raise GanctlError("--steps must be at least 1 and --warmup at least 0")
     if steps + warmup > BENCH_STEP_LIMIT:
         raise GanctlError(f"--steps and --warmup together must be at most {BENCH_STEP_LIMIT:,}, not {steps + warmup:,}")
-    results = [
-        bench_arch(name, target, steps=steps, warmup=warmup, amp=amp, channels_last=channels_last,
-                   compile=compile, baseline=baseline, batch_size=batch_size).to_dict()
-        for name in names
-    ]
+    results = []
+    options = dict(amp=amp, channels_last=channels_last, compile=compile, batch_size=batch_size)
+    for name in names:
+        plain = bench_arch(name, target, steps=steps, warmup=warmup, baseline=baseline, **options)
+        results.append(plain.to_dict())
+        if ingredients:
+            results.append(bench_ingredients(name, target, steps=steps, warmup=warmup,
+                                             plain_it_per_s=plain.train_it_per_s, **options).to_dict())
     context = {"torch": torch.__version__, "device": _device_name(target), "steps": steps, "warmup": warmup,
-               "amp": amp, "channels_last": channels_last, "compile": compile}
+               "amp": use_amp(target, amp), "channels_last": channels_last, "compile": compile}
     if as_json:
         print_json({"context": context, "results": results})
         return
     from rich.table import Table
 
-    table = Table(title=f"ganctl bench on {context['device']} (torch {context['torch']})", title_justify="left")
-    columns = [("arch", "arch"), ("batch", "batch_size"), ("it/s", "train_it_per_s"), ("img/s", "train_images_per_s"),
-               ("baseline it/s", "baseline_it_per_s"), ("speed-up", "speedup"), ("sample img/s", "sample_images_per_s"),
+    precision = "bf16 autocast" if context["amp"] else "float32"
+    table = Table(title=f"ganctl bench on {context['device']} (torch {context['torch']}, {precision})", title_justify="left")
+    columns = [("arch", "arch"), ("step", "variant"), ("batch", "batch_size"), ("it/s", "train_it_per_s"),
+               ("img/s", "train_images_per_s"), ("baseline it/s", "baseline_it_per_s"), ("speed-up", "speedup"),
+               ("cost vs plain", "cost_vs_plain"), ("sample img/s", "sample_images_per_s"),
                ("peak MiB", "peak_memory_mb"), ("GFLOP/it", "gflop_per_iteration"), ("TFLOP/s", "achieved_tflop_per_s")]
     for title, _ in columns:
         table.add_column(title, justify="left" if title == "arch" else "right", no_wrap=True)

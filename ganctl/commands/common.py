@@ -21,7 +21,7 @@ ForceOption = Annotated[bool, typer.Option("--force", "-f", help="Overwrite exis
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No notes, progress bars or 'Wrote ...' lines (eval still prints its result).", rich_help_panel=OUTPUT_PANEL)]
 ScaleOption = Annotated[Optional[int], typer.Option(help="Enlarge K times, nearest neighbour (crisp pixels); default: enough for the picture's smaller side to be at least 256 px (1 for --individual files).", metavar="K", rich_help_panel=OUTPUT_PANEL)]
 DeviceOption = Annotated[str, typer.Option(help="auto | cpu | cuda | mps (auto: CUDA, then MPS, then CPU).", rich_help_panel=DEVICE_PANEL)]
-AmpOption = Annotated[Optional[bool], typer.Option("--amp/--no-amp", help="bf16 autocast (default: on for CUDA, off for the CPU).", rich_help_panel=DEVICE_PANEL)]
+AmpOption = Annotated[Optional[bool], typer.Option("--amp/--no-amp", help="bf16 autocast (default auto: on for CUDA and for CPUs with native bf16, AVX-512 BF16 or AMX; --no-amp: exact float32).", rich_help_panel=DEVICE_PANEL)]
 
 
 

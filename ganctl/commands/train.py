@@ -20,7 +20,7 @@ MODERN = "Stabilisers and quality (all off in the tutorials' recipes; see docs/t
 # --eval-n is not among them: figures of different sample counts do not compare.
 RESUMABLE = {
     "epochs", "max_steps", "device", "quiet", "checkpoint_every", "keep_checkpoints", "log_every", "compile",
-    "eval_every", "inception", "tensorboard",
+    "eval_every", "inception", "tensorboard", "stream_data",
 }  # fmt: skip
 
 
@@ -78,6 +78,7 @@ def train_command(
     amp: AmpOption = None,
     channels_last: Annotated[Optional[bool], typer.Option("--channels-last/--no-channels-last", help="NHWC memory layout (default on).", rich_help_panel=HW)] = None,
     compile: Annotated[Optional[bool], typer.Option("--compile/--no-compile", help="torch.compile the networks (default off: eager).", rich_help_panel=HW)] = None,
+    stream_data: Annotated[Optional[bool], typer.Option("--stream-data/--no-stream-data", help="Keep the images in host memory and copy each batch over (default: only when they do not fit on the device).", rich_help_panel=HW)] = None,
 ) -> None:
     """Train a GAN with its architecture's recipe; any recipe value can be overridden.
 
@@ -106,7 +107,7 @@ def train_command(
     }
     run_overrides = {
         "data_dir": str(data_dir) if data_dir else None, "dataset_limit": limit, "device": device,
-        "amp": amp, "channels_last": channels_last, "compile": compile, "max_steps": max_steps, "checkpoint_every": checkpoint_every,
+        "amp": amp, "channels_last": channels_last, "compile": compile, "stream_data": stream_data, "max_steps": max_steps, "checkpoint_every": checkpoint_every,
         "keep_checkpoints": keep_checkpoints, "log_every": log_every, "quiet": quiet or None,
         "download": False if no_download else None, "eval_every": eval_every, "eval_n": eval_n,
         "inception": str(inception) if inception else None, "tensorboard": tensorboard,

@@ -22,10 +22,8 @@ class RealBatches:
         device: torch.device,
         seed: int,
     ) -> None:
-        try:
-            self.images = images.to(device)
-        except RuntimeError as exc:  # out of device memory, typically
-            raise GanctlError(f"the dataset ({tuple(images.shape)}) does not fit on {device}: {exc}") from None
+        self.device = device
+        self.images = self._hold(images)
         self.batch = batch
         self.sampling = sampling
         low, high = pixel_range
@@ -36,19 +34,30 @@ class RealBatches:
         self.order = torch.empty(0, dtype=torch.long, device=device)
         self.position = 0
 
+    def _hold(self, images: torch.Tensor) -> torch.Tensor:
+        """Where the images live: on the device (``streaming.StreamingBatches`` keeps them on the host)."""
+        try:
+            return images.to(self.device)
+        except RuntimeError as exc:  # out of device memory, typically
+            raise GanctlError(f"the dataset ({tuple(images.shape)}) does not fit on {self.device}: {exc}") from None
+
+    def _gather(self, index: torch.Tensor) -> torch.Tensor:
+        """The batch at ``index`` (a device tensor) as uint8 on the device."""
+        return self.images[index]
+
     def __len__(self) -> int:
         return self.images.shape[0]
 
     def next(self) -> torch.Tensor:
         if self.sampling == "random":  # Keras' randint: with replacement, a fresh draw each time
-            index = torch.randint(len(self), (self.batch,), generator=self.rng, device=self.images.device)
+            index = torch.randint(len(self), (self.batch,), generator=self.rng, device=self.device)
         else:  # a shuffled epoch in full batches; the remainder is dropped, keeping shapes fixed
             if self.position + self.batch > self.order.numel():
-                self.order = torch.randperm(len(self), generator=self.rng, device=self.images.device)
+                self.order = torch.randperm(len(self), generator=self.rng, device=self.device)
                 self.position = 0
             index = self.order[self.position : self.position + self.batch]
             self.position += self.batch
-        return self.images[index].float().mul_(self.scale).add_(self.offset)
+        return self._gather(index).float().mul_(self.scale).add_(self.offset)
 
     # --- resume ---------------------------------------------------------------------------
     def state(self) -> dict[str, torch.Tensor]:
@@ -60,5 +69,5 @@ class RealBatches:
 
     def load_state(self, state: dict[str, torch.Tensor]) -> None:
         self.rng.set_state(state["rng"])
-        self.order = state["order"].to(self.images.device)
+        self.order = state["order"].to(self.device)
         self.position = int(state["position"])

@@ -41,7 +41,7 @@ from ganctl.registry import ARCHITECTURES, LOSSES, REGULARIZERS
 from ganctl.spectral import apply_spectral_norm, baked_copy, has_parametrizations
 from ganctl.training import checkpoint as ckpt
 from ganctl.training.augment import DiffAugment
-from ganctl.training.batches import RealBatches
+from ganctl.training.streaming import real_batches
 from ganctl.training.config import TrainConfig, check, iterations_per_epoch, real_per_step
 from ganctl.training.ema import GeneratorEMA
 from ganctl.training.health import (
@@ -208,11 +208,11 @@ class Trainer:
             decay = lambda done: max(0.0, 1.0 - done / planned)  # noqa: E731
             self.schedules = [torch.optim.lr_scheduler.LambdaLR(opt, decay) for opt in (self.g_opt, self.d_opt)]
 
-        self.real = RealBatches(
+        self.real = real_batches(
             self.images.contiguous(memory_format=layout), batch=real_per_step(r), sampling=r.sampling, pixel_range=r.pixel_range,
-            device=self.device, seed=c.seed + 1,
+            device=self.device, seed=c.seed + 1, stream=c.stream_data, say=self.say,
         )
-        del self.images  # now on the device, inside self.real
+        del self.images  # now inside self.real (on the device unless streamed)
         self.latent_rng = torch.Generator(device=self.device)
         self.latent_rng.manual_seed(c.seed + 2)
         fixed = torch.Generator().manual_seed(c.seed + 3)  # on the CPU: the same grid on any device
