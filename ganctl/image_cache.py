@@ -6,54 +6,142 @@ written one chunk at a time (a dataset never has to be whole in memory) into a t
 that is renamed when complete, so a killed write never leaves a cache that looks finished.
 
 ``open_image_cache`` maps it copy-on-write: the tensor reads from the file lazily, page by page,
-and nothing ever writes to the file. ``training.streaming.StreamingBatches`` gathers batches
-from it.
+and nothing ever writes to the file. ``cached_folder`` builds one for a ``folder:PATH`` dataset
+(in $GANCTL_CACHE_DIR/images) and reuses it while the folder is unchanged; ``ganctl train
+--stream-data`` trains from it through ``training.streaming.StreamingBatches``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import struct
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from ganctl.environment import cache_home
 from ganctl.errors import GanctlError
+
+Log = Callable[[str], None]
 
 TENSOR = "images"
 FORMAT = "ganctl-image-cache"
+HEADER_ROOM = 4096  # bytes reserved for the JSON header, written once the image count is known
+CHUNK = 1000  # images decoded and written at a time
+ENV_CACHE_DIR = "GANCTL_CACHE_DIR"
 
 
-def write_image_cache(path: Path, chunks: Iterable[np.ndarray], *, count: int, image_shape: tuple[int, int, int],
+def write_image_cache(path: Path, chunks: Iterable[np.ndarray], *, image_shape: tuple[int, int, int],
                       metadata: dict[str, str] | None = None) -> Path:
-    """Write ``count`` images, given as uint8 N×C×H×W chunks, to the cache file ``path``."""
+    """Write the images of ``chunks`` (uint8 N×C×H×W arrays, any number) to the cache file ``path``.
+
+    The header's room is reserved first and the header written last, when the count is known:
+    the images are never all in memory.
+    """
+    path = Path(path)
+    partial = path.with_name(path.name + ".partial")
+    count = 0
+    try:
+        with open(partial, "wb") as f:
+            f.write(b"\0" * (8 + HEADER_ROOM))
+            for chunk in chunks:
+                if chunk.dtype != np.uint8 or chunk.shape[1:] != tuple(image_shape):
+                    raise GanctlError(f"an image cache takes uint8 images of shape {image_shape}, not {chunk.dtype} {chunk.shape[1:]}")
+                f.write(np.ascontiguousarray(chunk.transpose(0, 2, 3, 1)).tobytes())
+                count += chunk.shape[0]
+            f.seek(0)
+            f.write(_header(count, image_shape, metadata or {}))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+    return path
+
+
+def _header(count: int, image_shape: tuple[int, int, int], metadata: dict[str, str]) -> bytes:
     channels, height, width = image_shape
     header = {
         TENSOR: {"dtype": "U8", "shape": [count, height, width, channels], "data_offsets": [0, count * height * width * channels]},
-        "__metadata__": {"format": FORMAT, **(metadata or {})},
+        "__metadata__": {"format": FORMAT, **metadata},
     }
     encoded = json.dumps(header, separators=(",", ":")).encode()
-    encoded += b" " * (-len(encoded) % 8)  # safetensors aligns the data to 8 bytes
-    path = Path(path)
-    partial = path.with_name(path.name + ".partial")
-    written = 0
-    with open(partial, "wb") as f:
-        f.write(struct.pack("<Q", len(encoded)) + encoded)
-        for chunk in chunks:
-            if chunk.dtype != np.uint8 or chunk.shape[1:] != image_shape:
-                raise GanctlError(f"an image cache takes uint8 images of shape {image_shape}, not {chunk.dtype} {chunk.shape[1:]}")
-            f.write(np.ascontiguousarray(chunk.transpose(0, 2, 3, 1)).tobytes())
-            written += chunk.shape[0]
-        f.flush()
-        os.fsync(f.fileno())
-    if written != count:
-        partial.unlink()
-        raise GanctlError(f"the image cache {path} was promised {count} images and given {written}")
-    os.replace(partial, path)
-    return path
+    if len(encoded) > HEADER_ROOM:
+        raise GanctlError(f"an image cache's metadata must fit in {HEADER_ROOM} bytes")
+    return struct.pack("<Q", HEADER_ROOM) + encoded.ljust(HEADER_ROOM)  # safetensors allows trailing spaces
+
+
+def default_cache_dir() -> Path:
+    """$GANCTL_CACHE_DIR/images, else $XDG_CACHE_HOME/ganctl/images, else ~/.cache/ganctl/images."""
+    if explicit := os.environ.get(ENV_CACHE_DIR):
+        return Path(explicit).expanduser() / "images"
+    return cache_home() / "images"
+
+
+def load_images_to_stream(dataset: str, **options) -> torch.Tensor:
+    """``data.load_images`` for a run that streams its data: a ``folder:PATH`` comes memory-mapped
+    from its cache file (built on first use), so it never has to fit in host memory either."""
+    from ganctl.data import FOLDER_PREFIX, load_images
+
+    if not dataset.startswith(FOLDER_PREFIX):
+        return load_images(dataset, **options)
+    folder = Path(dataset[len(FOLDER_PREFIX) :]).expanduser()
+    return cached_folder(folder, options["image_size"], options["channels"], limit=options.get("limit"), log=options.get("log"))
+
+
+def cached_folder(folder: Path, image_size: int, channels: int, *, cache_dir: Path | None = None, limit: int | None = None,
+                  log: Log | None = None) -> torch.Tensor:
+    """The images of ``folder:PATH`` as ``data.load_folder`` makes them, from a cache file that is
+    built on first use, one chunk of images in memory at a time, and reused while the folder is unchanged."""
+    from ganctl.data import _read_square, image_files
+    from ganctl.metrics.reference import _folder_fingerprint
+
+    if not Path(folder).is_dir():
+        raise GanctlError(f"{folder} is not a folder of images")
+    spec = {"folder": _folder_fingerprint(Path(folder)), "image_size": image_size, "channels": channels, "limit": limit}
+    key = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:20]
+    path = Path(cache_dir or default_cache_dir()) / f"folder-{image_size}px{channels}c-{key}.safetensors"
+    if path.exists():
+        return open_image_cache(path)
+    files = image_files(Path(folder))
+    skipped = 0
+
+    def chunks() -> Iterator[np.ndarray]:
+        nonlocal skipped
+        batch, count = [], 0
+        for file in files:
+            if limit is not None and count >= limit:
+                break
+            try:
+                batch.append(_read_square(file, image_size, "L" if channels == 1 else "RGB"))
+                count += 1
+            except Exception:  # as load_folder: PIL's decoders fail with many exception types
+                skipped += 1
+            if len(batch) == CHUNK:
+                yield _nchw(batch, channels)
+                batch = []
+        if batch:
+            yield _nchw(batch, channels)
+
+    if log:
+        log(f"caching the images of {folder} at {image_size} px in {path} (once; later runs map it)")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_image_cache(path, chunks(), image_shape=(channels, image_size, image_size), metadata={"folder": str(folder)})
+    if skipped and log:
+        log(f"skipped {skipped} unreadable image(s) in {folder}")
+    if read_cache_header(path)[0][TENSOR]["shape"][0] == 0:
+        path.unlink()
+        raise GanctlError(f"no readable images in {folder} ({len(files)} image file(s) found)")
+    return open_image_cache(path)
+
+
+def _nchw(images: list[np.ndarray], channels: int) -> np.ndarray:
+    stacked = np.stack(images)
+    return stacked[:, None] if channels == 1 else stacked.transpose(0, 3, 1, 2)
 
 
 def read_cache_header(path: Path) -> tuple[dict, int]:

@@ -104,15 +104,10 @@ def test_a_failed_placement_falls_back_to_streaming_unless_the_device_was_forced
         real_batches(images(), stream=False, **options)
 
 
-def test_training_with_streamed_data_computes_the_same_bits(tmp_path):
-    assert train_hash(tmp_path, "streamed", "--stream-data") == train_hash(tmp_path, "resident")
-
-
 # --- the memory-mapped cache ------------------------------------------------------------------
 def test_the_image_cache_round_trips_in_chunks_as_channels_last(tmp_path):
     data = images(10)
-    path = write_image_cache(tmp_path / "c.safetensors", (data[i : i + 4].numpy() for i in range(0, 10, 4)),
-                             count=10, image_shape=(3, 8, 8))
+    path = write_image_cache(tmp_path / "c.safetensors", (data[i : i + 4].numpy() for i in range(0, 10, 4)), image_shape=(3, 8, 8))
     mapped = open_image_cache(path)
     assert mapped.shape == data.shape and mapped.is_contiguous(memory_format=torch.channels_last)
     assert torch.equal(mapped, data)
@@ -121,10 +116,15 @@ def test_the_image_cache_round_trips_in_chunks_as_channels_last(tmp_path):
     torch.testing.assert_close(streamed.next(), sampler(RealBatches, data, "shuffle").next(), rtol=0, atol=0)
 
 
-def test_an_incomplete_cache_is_never_left_looking_finished(tmp_path):
-    target = tmp_path / "c.safetensors"
-    with pytest.raises(GanctlError, match="promised 5 images and given 4"):
-        write_image_cache(target, [images(4).numpy()], count=5, image_shape=(3, 8, 8))
+def test_a_failed_write_leaves_no_cache_behind(tmp_path):
+    def chunks():
+        yield images(4).numpy()
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        write_image_cache(tmp_path / "c.safetensors", chunks(), image_shape=(3, 8, 8))
+    with pytest.raises(GanctlError, match="uint8 images of shape"):
+        write_image_cache(tmp_path / "c.safetensors", [images(4).float().numpy()], image_shape=(3, 8, 8))
     assert list(tmp_path.iterdir()) == []
 
 
@@ -137,10 +137,45 @@ def test_a_file_that_is_not_an_image_cache_is_one_clear_error(tmp_path, content)
 
 
 def test_a_truncated_cache_is_refused(tmp_path):
-    path = write_image_cache(tmp_path / "c.safetensors", [images(4).numpy()], count=4, image_shape=(3, 8, 8))
+    path = write_image_cache(tmp_path / "c.safetensors", [images(4).numpy()], image_shape=(3, 8, 8))
     path.write_bytes(path.read_bytes()[:-10])
     with pytest.raises(GanctlError, match="size does not match"):
         open_image_cache(path)
+
+
+def picture_folder(folder: Path, n: int) -> Path:
+    from PIL import Image
+
+    folder.mkdir()
+    for i, picture in enumerate(images(n)):
+        Image.fromarray(picture.permute(1, 2, 0).numpy()).resize((12, 10)).save(folder / f"{i:03d}.png")
+    (folder / "broken.png").write_bytes(b"not a picture")
+    return folder
+
+
+def test_a_folder_is_cached_once_and_loads_as_load_folder_makes_it(tmp_path):
+    from ganctl.data import load_folder
+    from ganctl.image_cache import cached_folder
+
+    folder = picture_folder(tmp_path / "pictures", 5)
+    said = []
+    first = cached_folder(folder, 8, 3, cache_dir=tmp_path / "cache", log=said.append)
+    assert torch.equal(first, torch.from_numpy(load_folder(folder, 8, 3)))
+    assert any("caching" in line for line in said) and any("skipped 1" in line for line in said)
+    said.clear()
+    again = cached_folder(folder, 8, 3, cache_dir=tmp_path / "cache", log=said.append)
+    assert torch.equal(again, first) and said == []  # mapped from the file, nothing read
+    assert torch.equal(cached_folder(folder, 8, 1, cache_dir=tmp_path / "cache", limit=2),
+                       torch.from_numpy(load_folder(folder, 8, 1, limit=2)))  # fmt: skip
+    assert len(list((tmp_path / "cache").iterdir())) == 2
+
+
+def test_streamed_training_from_a_cached_folder_computes_the_same_bits(tmp_path, monkeypatch):
+    folder = picture_folder(tmp_path / "pictures", 16)
+    data = ["--dataset", f"folder:{folder}", "--limit", "16"]
+    streamed = train_hash(tmp_path, "streamed", *data, "--stream-data")
+    assert list((tmp_path / "cache" / "images").glob("folder-*.safetensors"))  # conftest's GANCTL_CACHE_DIR
+    assert streamed == train_hash(tmp_path, "resident", *data)
 
 
 # --- ganctl bench's ingredients row -----------------------------------------------------------

@@ -153,6 +153,7 @@ class Trainer:
     def _load_data(self) -> None:
         """Check the names and load the training images (not yet onto the device)."""
         from ganctl.data import load_images
+        from ganctl.image_cache import load_images_to_stream
 
         c, r = self.config, self.recipe
         self.device = resolve_device(c.device)
@@ -161,7 +162,8 @@ class Trainer:
         self.arch.check(**self.arch_args)
         self.loss_class = LOSSES.get(r.loss).obj
         self.regularizer_class = REGULARIZERS.get(r.regularizer).obj if r.regularizer != "none" else None
-        self.images = load_images(
+        # streamed: a folder comes memory-mapped from its cache file, never whole in memory
+        self.images = (load_images_to_stream if c.stream_data else load_images)(
             r.dataset,
             data_dir=Path(c.data_dir) if c.data_dir else None,
             split="train",
