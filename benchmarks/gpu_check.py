@@ -19,7 +19,9 @@ the others go on. At the end: one JSON object (also written to ``--out``) and th
 5. ``train``       wall time of ``ganctl train --arch cifar-dcgan --epochs 200`` on
                    ``synthetic-50k`` (CIFAR-10's 50,000 images: 78,000 iterations); when the
                    budget stops it first, the figure is extrapolated from its metrics, and says so
-6. ``losses``      loss curves of the fast path (``--compile``, bf16, channels_last) against
+6. ``streaming``   microseconds per real batch: on the device, streamed from host memory, and
+                   from a memory-mapped cache (what a dataset too large for the device costs)
+7. ``losses``      loss curves of the fast path (``--compile``, bf16, channels_last) against
                    eager float32 NCHW over 2,000 iterations, and how far apart they are
 
 Targets (H100/H200): the 200-epoch run under 60 s, at least 4x the eager baseline, 50,000
@@ -59,6 +61,7 @@ class Plan:
                       else ["--dataset", "synthetic-50k", "--epochs", "200"])  # fmt: skip
         self.loss_steps, self.loss_log_every = (4, 2) if dry_run else (2000, 100)
         self.loss_data = ["--limit", "32", "--batch-size", "8"] if dry_run else []
+        self.streaming = dict(images=512, draws=5) if dry_run else dict(images=50_000, draws=500)
 
 
 class Check:
@@ -201,6 +204,13 @@ def train_section(plan: Plan, check: Check, folder: Path, reserve_s: float) -> d
     return figures
 
 
+def streaming_section(plan: Plan) -> dict:
+    import torch
+    from streaming_crossover import crossover
+
+    return crossover(torch.device(plan.device), **plan.streaming)
+
+
 def losses_section(plan: Plan, folder: Path) -> dict:
     from track_losses import compare, run
 
@@ -250,6 +260,7 @@ def main(argv: list[str] | None = None) -> dict:
         check.section("bench", 60, lambda: bench_section(plan, check))
         check.section("sample", 5, lambda: sample_section(plan))
         check.section("train", 30, lambda: train_section(plan, check, folder, reserve_s=0 if plan.dry_run else 150))
+        check.section("streaming", 5, lambda: streaming_section(plan))
         check.section("losses", 20, lambda: losses_section(plan, folder))
     check.report["targets"] = "not judged: a dry run measures nothing" if plan.dry_run else verdict(check.report)
     print("\n== targets\n" + json.dumps(check.report["targets"], indent=1), flush=True)

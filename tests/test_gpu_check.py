@@ -47,7 +47,7 @@ def test_the_dry_run_goes_through_every_section_on_the_cpu(gpu_check, tmp_path):
     result = gpu_check.main(["--dry-run", "--out", str(out)])
     assert json.loads(out.read_text()) == json.loads(json.dumps(result))
     sections = result["sections"]
-    assert list(sections) == ["device", "peak", "bench", "sample", "train", "losses"]
+    assert list(sections) == ["device", "peak", "bench", "sample", "train", "streaming", "losses"]
     for name, figures in sections.items():
         assert "failed" not in figures and "skipped" not in figures, (name, figures)
     assert sections["peak"]["bf16_matmul_tflop_per_s"] > 0
@@ -55,6 +55,7 @@ def test_the_dry_run_goes_through_every_section_on_the_cpu(gpu_check, tmp_path):
     assert cifar["default"]["baseline_it_per_s"] > 0 and cifar["all_ingredients"]["cost_vs_plain"] > 0
     assert sections["sample"]["images"] == 64
     assert sections["train"]["finished"] and sections["train"]["iterations"] == 4  # 32 images, batch 8: 4 an epoch
+    assert sections["streaming"]["on_device_us"] > 0 and sections["streaming"]["streamed_from_memmap_us"] > 0
     curves = sections["losses"]["curves"]
     assert curves["step"] == [2, 4] and len(curves["g_loss_fast"]) == 2
     assert result["targets"].startswith("not judged")
