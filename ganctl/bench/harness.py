@@ -101,6 +101,10 @@ def ganctl_step(arch_name: str, device: torch.device, *, amp: bool | None, chann
     real = RealBatches(images.contiguous(memory_format=layout), batch=real_per_step(recipe), sampling=recipe.sampling,
                        pixel_range=recipe.pixel_range, device=device, seed=1)
     latent_rng = torch.Generator(device=device).manual_seed(2)
+    if compile and recipe.d_update == "simultaneous":  # as the trainer: one graph, two backwards
+        import torch._functorch.config as functorch_config
+
+        functorch_config.donated_buffer = False
     nets = Networks(
         generator, discriminator, make_adam(generator, recipe, recipe.g_lr, device),
         make_adam(discriminator, recipe, recipe.d_lr, device, lazy_interval=recipe.reg_every if regularizer else 1),
