@@ -63,7 +63,7 @@ def sample_command(
     from ganctl.device import resolve_device, use_amp
     import torch
 
-    from ganctl.conditional import chosen_classes, cycled_labels, describe_classes, require_conditional
+    from ganctl.conditional import chosen_classes, describe_classes, require_conditional
     from ganctl.images import grid_picture, individual_names, save_png, with_row_legend, write_individual
     from ganctl.sampling import generate
     from ganctl.weights import load_requested_generator
@@ -156,6 +156,7 @@ def _check_class_options(per_class, n, nrow, z_file) -> None:
 
 def _labels(z, z_file, classes, chosen, info):
     """A conditional generator's classes for ``z``: the latent file's own, unless --class chooses; else the classes in turn."""
+    from ganctl.conditional import cycled_labels
     from ganctl.latents import read_latent_labels
 
     stored = read_latent_labels(z_file, info.num_classes) if z_file is not None and not classes else None
