@@ -52,7 +52,11 @@ def sample_command(
 ) -> None:
     """Generate images from a trained generator: one grid PNG, or one PNG per image with --individual.
 
-    Examples: ganctl sample --n 100 --scale 4; ganctl sample --per-class 8 (a conditional generator)
+    Examples (any generator; one row per class of a conditional one):
+
+    ganctl sample --n 100 --scale 4
+
+    ganctl sample --per-class 8 --class cat,dog
     """
     _check_options(n, seed, z_value, z_file, out_path, nrow, padding, scale, individual, batch_size)
     _check_class_options(per_class, n, nrow, z_file)
