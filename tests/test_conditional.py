@@ -264,3 +264,23 @@ def test_conditional_cannot_change_on_resume(tmp_path):
     assert train("--arch", "mnist-dcgan", *QUICK, "--max-steps", "1", "--out", str(run)).exit_code == 0
     result = train("--resume", "--out", str(run), "--conditional", "--quiet")
     assert result.exit_code != 0 and "--conditional cannot change" in result.stderr
+
+
+def test_list_says_which_datasets_carry_labels_and_which_architectures_build_conditional():
+    result = runner.invoke(app, ["list", "--json"])
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(result.stdout)
+    datasets = {row["name"]: row["classes"] for row in data["datasets"]}
+    assert datasets["synthetic"] == ["circle", "square", "triangle"] and len(datasets["cifar10"]) == 10
+    assert all(row["conditional"] for row in data["architectures"] if row["plugin"] == "ganctl_plugins.archs.sngan")
+    table = runner.invoke(app, ["list", "*mnist*"], env={"COLUMNS": "200"})
+    assert "10 classes" in table.stdout and "--conditional" in table.stdout
+
+
+def test_an_unconditional_run_on_labelled_data_writes_no_classes(tmp_path):
+    run = tmp_path / "run"
+    assert train("--arch", "mnist-dcgan", *QUICK, "--max-steps", "1", "--out", str(run)).exit_code == 0
+    info = read_info(run / "generator.safetensors")
+    assert set(info.arch_args) == {"image_size", "channels", "latent_dim"} and info.class_names == ()
+    with safe_open(str(run / "generator.safetensors"), "pt") as f:
+        assert "class_names" not in f.metadata()

@@ -17,14 +17,14 @@ plus, with a lazy regulariser (``reg_every > 1``), a D regularisation phase at t
 (the optimiser's lr and betas are adjusted for it where the optimiser is made, in the loop).
 
 Every call of D goes through ``run_D``: augmentation (if on), then D under autocast, logits in
-float32.
+float32. Penalties call it with ``for_penalty=True``: the eager module, never the compiled
+wrapper, in float32, because they back-propagate through an input gradient.
 
 Class-conditional runs (``class_weights`` given): real batches come with their labels, D's
 fakes are made for the same labels as the real images beside them (so both sides show D the
 same classes, and a penalty's images share one label tensor), and G's own batch draws its
 labels from the training set's class frequencies with the latent generator. G is called
-``G(z, y)`` and D ``D(x, y)``; an unconditional run draws and calls exactly as before. Penalties call it with ``for_penalty=True``: the eager module, never the compiled
-wrapper, in float32, because they back-propagate through an input gradient.
+``G(z, y)`` and D ``D(x, y)``; an unconditional run draws and calls exactly as before.
 
 Nothing here reads a value back to the host: statistics go into ``StepStats`` as device
 tensors, and ``.item()`` would be a CPU-GPU sync on every step.
