@@ -193,3 +193,31 @@ def test_eval_per_class_refuses_an_unconditional_generator(plain_file, tmp_path,
     result = run("eval", "--weights", str(plain_file), "--real", f"folder:{tmp_path / 'real'}", "--per-class",
                  "--inception", str(weights_file), "--allow-small-n")  # fmt: skip
     one_line(result, "--per-class needs a class-conditional generator")
+
+
+def test_the_trainers_evaluation_makes_images_class_by_class_in_the_given_proportions(monkeypatch):
+    """evaluate_generator with class weights, Inception replaced by each image's mean gray level."""
+    import ganctl.metrics.generated as generated
+    from ganctl.metrics.evaluate import evaluate_generator
+    from ganctl.metrics.reference import ReferenceStats
+
+    class MeanLevel:
+        logits = False
+
+        def __call__(self, batch):
+            return batch.float().mean(dim=(1, 2, 3))[:, None].expand(-1, 2048).numpy(), None
+
+    class Weights:
+        def describe(self):
+            return {"file": "fake"}
+
+    monkeypatch.setattr(generated, "feature_extractor", lambda *a, **k: MeanLevel())
+    features = np.random.default_rng(0).normal(size=(30, 2048)).astype(np.float32)
+    reference = ReferenceStats(features, features.mean(0), np.cov(features, rowvar=False), {"image_size": 28, "channels": 1}, Weights())
+    made = []
+    real_generated = generated.generated_features
+    monkeypatch.setattr("ganctl.metrics.evaluate.generated_features", lambda *a, **k: made.append(k["labels"]) or real_generated(*a, **k))
+    result = evaluate_generator(ClassColourGenerator(), (-1.0, 1.0), 4, reference=reference, n=30, device="cpu", kid=False,
+                                fid_method="eigh", allow_small_n=True, class_weights=[1, 1, 4])  # fmt: skip
+    assert made[0].tolist() == [0] * 5 + [1] * 5 + [2] * 20
+    assert "[5, 5, 20]" in result["protocol"]["evaluated"]["labels"]

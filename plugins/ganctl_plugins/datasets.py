@@ -320,7 +320,7 @@ LABEL_SIZE = 32  # px at which the dominant shape is measured: labels do not dep
 
 @register_dataset("synthetic", description="procedural circles, squares and triangles in bright colours; no download", class_names=SHAPES)
 def synthetic(request: DatasetRequest) -> LabelledImages:
-    split, n, seed = request.split, SYNTHETIC_SIZES[request.split], SYNTHETIC_SEEDS[request.split]
+    n, seed = SYNTHETIC_SIZES[request.split], SYNTHETIC_SEEDS[request.split]
     return LabelledImages(draw_shapes(n, request.image_size, request.channels, seed=seed), dominant_shapes(n, seed=seed), SHAPES)
 
 
