@@ -159,8 +159,9 @@ class Trainer:
         c, r = self.config, self.recipe
         self.device = resolve_device(c.device)
         self.arch = ARCHITECTURES.get(c.arch).obj
+        self.arch.check(**self.arch.arch_args(r.image_size, r.channels, r.latent_dim))  # before minutes of loading
         if r.conditional:
-            check_conditional_arch(self.arch)  # before minutes of loading
+            check_conditional_arch(self.arch)
         self.loss_class = LOSSES.get(r.loss).obj
         self.regularizer_class = REGULARIZERS.get(r.regularizer).obj if r.regularizer != "none" else None
         loaded = load_labelled(
@@ -179,7 +180,6 @@ class Trainer:
         if r.conditional:
             check_labelled(r.dataset, loaded.labels, loaded.class_names)
         self.arch_args = self.arch.arch_args(r.image_size, r.channels, r.latent_dim, num_classes=len(self.class_names))
-        self.arch.check(**self.arch_args)
         self.steps_per_epoch = iterations_per_epoch(r, self.images.shape[0])
         self.total_steps = r.epochs * self.steps_per_epoch
         if c.max_steps is not None:
@@ -474,9 +474,8 @@ class Trainer:
     def _evaluate(self) -> None:
         """FID/KID of the generator now into metrics.jsonl; keep it as best.safetensors if it is the best yet."""
         started = time.perf_counter()
-        result = self.evaluation.measure(
-            self._sampling_generator(), self.recipe.pixel_range, self.recipe.latent_dim, class_weights=self.class_counts or None
-        )
+        conditional = {"class_weights": self.class_counts} if self.class_counts else {}  # the classes in the training set's proportions
+        result = self.evaluation.measure(self._sampling_generator(), self.recipe.pixel_range, self.recipe.latent_dim, **conditional)
         best = self.evaluation.is_best(result["fid"])
         record = {
             "step": self.step,
