@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ganctl.conditional import class_counts, labels_for
+from ganctl.conditional import class_counts, labels_for, require_conditional
 from ganctl.errors import GanctlError
 from ganctl.metrics.evaluate import compare
 from ganctl.metrics.features import Progress, SideResult, extract, feature_extractor, no_progress, tensor_batches
@@ -73,8 +73,8 @@ def run_eval(request: EvalRequest, *, progress: Progress = no_progress, log: Log
             )
         image_size, channels = made_size, made_channels
         dataset = dataset or _training_dataset(source, info.architecture)
-        if r.per_class and not info.class_names:
-            raise GanctlError(f"--per-class needs a class-conditional generator; {source} is unconditional (trained without --conditional)")
+        if r.per_class:
+            require_conditional(info.class_names, "--per-class", source)
     else:
         if dataset is None:
             raise GanctlError("--fake needs a reference: pass --real NAME or --real folder:PATH")
