@@ -6,6 +6,11 @@ dataset's native size (C is 1 or 3). ``load_images`` turns that into the tensor 
 wants: NCHW, at the architecture's size and channel count.
 
 Besides registered names, ``folder:PATH`` loads every image file under PATH.
+
+Labels: a loader may return ``ganctl.conditional.LabelledImages`` (images, labels, class
+names) instead; a ``folder:PATH`` whose images all sit in subfolders (``PATH/cat/*.png``, as
+torchvision's ``ImageFolder``) is labelled by subfolder. ``load_labelled`` gives them with
+the images; ``load_images`` gives the images alone.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ganctl.conditional import split_loader_output
 from ganctl.environment import cache_home, offline
 from ganctl.errors import GanctlError
 from ganctl.registry import DATASETS
@@ -56,7 +62,22 @@ def dataset_names() -> list[str]:
     return DATASETS.names()
 
 
-def load_images(
+@dataclass(frozen=True)
+class LoadedImages:
+    """What ``load_labelled`` gives: the images, and their labels when the dataset has them."""
+
+    images: torch.Tensor  # uint8 (N, C, H, W)
+    labels: torch.Tensor | None = None  # int64 (N,), or None: unlabelled
+    class_names: tuple[str, ...] = ()
+
+
+def load_images(dataset: str, **options) -> torch.Tensor:
+    """Images as a contiguous uint8 CPU tensor ``(N, channels, image_size, image_size)``
+    (``load_labelled``'s images; its options)."""
+    return load_labelled(dataset, **options).images
+
+
+def load_labelled(
     dataset: str,
     *,
     data_dir: Path | None,
@@ -66,8 +87,8 @@ def load_images(
     download: bool = True,
     limit: int | None = None,
     log: Log | None = None,
-) -> torch.Tensor:
-    """Images as a contiguous uint8 CPU tensor ``(N, channels, image_size, image_size)``.
+) -> LoadedImages:
+    """Images as a contiguous uint8 CPU tensor ``(N, channels, image_size, image_size)``, with labels if any.
 
     ``dataset`` is a registered name or ``folder:PATH``. Images whose native size differs
     are resized (antialiased bilinear); gray becomes RGB by repetition and RGB becomes gray
@@ -77,10 +98,12 @@ def load_images(
     _check_request(split, image_size, channels, limit)
     if dataset.startswith(FOLDER_PREFIX):
         path = Path(dataset[len(FOLDER_PREFIX) :]).expanduser()
-        return torch.from_numpy(load_folder(path, image_size, channels, limit=limit, log=log))
-
-    images = _load_native(dataset, data_dir, split, download, image_size, channels)
-    return torch.from_numpy(convert(images[:limit], image_size, channels))
+        images, labels, names = load_folder_labelled(path, image_size, channels, limit=limit, log=log)
+    else:
+        images, labels, names = _load_native_labelled(dataset, data_dir, split, download, image_size, channels)
+        images = convert(images[:limit], image_size, channels)
+        labels = None if labels is None else labels[:limit]
+    return LoadedImages(torch.from_numpy(images), None if labels is None else torch.from_numpy(labels), names)
 
 
 def native_format(dataset: str, *, data_dir: Path | None, split: str = "train", download: bool = True) -> tuple[int, int]:
@@ -91,6 +114,13 @@ def native_format(dataset: str, *, data_dir: Path | None, split: str = "train", 
 
 def _load_native(dataset: str, data_dir: Path | None, split: str, download: bool, image_size: int, channels: int) -> np.ndarray:
     """A registered dataset's loader, asked and checked: uint8 NHWC at its native size."""
+    return _load_native_labelled(dataset, data_dir, split, download, image_size, channels)[0]
+
+
+def _load_native_labelled(
+    dataset: str, data_dir: Path | None, split: str, download: bool, image_size: int, channels: int
+) -> tuple[np.ndarray, np.ndarray | None, tuple[str, ...]]:
+    """``_load_native`` with the loader's labels and class names (None and () when it has none)."""
     loader = DATASETS.get(dataset).obj
     request = DatasetRequest(
         root=Path(data_dir).expanduser() if data_dir is not None else default_data_dir(),
@@ -99,9 +129,9 @@ def _load_native(dataset: str, data_dir: Path | None, split: str, download: bool
         image_size=image_size,
         channels=channels,
     )
-    images = loader(request)
+    images, labels, names = split_loader_output(loader(request))
     _check_loader_output(dataset, images)
-    return images
+    return images, labels, names
 
 
 def image_source(value: str) -> str:
@@ -185,10 +215,21 @@ def load_folder(
     Each image is converted to RGB or gray, scaled so its shorter side is ``image_size`` and
     centre-cropped. Unreadable files are skipped and counted.
     """
+    return load_folder_labelled(path, image_size, channels, limit=limit, log=log)[0]
+
+
+def load_folder_labelled(
+    path: Path, image_size: int, channels: int, *, limit: int | None = None, log: Log | None = None
+) -> tuple[np.ndarray, np.ndarray | None, tuple[str, ...]]:
+    """``load_folder``, with each image's subfolder as its label when every image sits in one
+    (``ImageFolder``'s layout: classes are the subfolders' names, sorted); else no labels."""
     if not path.is_dir():
         raise GanctlError(f"{path} is not a folder of images")
     files = image_files(path)
+    class_of = folder_classes(path, files)
+    names = tuple(sorted(set(class_of.values())))
     images: list[np.ndarray] = []
+    labels: list[int] = []
     skipped = 0
     for file in files:
         if limit is not None and len(images) >= limit:
@@ -197,6 +238,9 @@ def load_folder(
             images.append(_read_square(file, image_size, "L" if channels == 1 else "RGB"))
         except Exception:  # PIL's decoders fail on corrupt files with many exception types
             skipped += 1
+            continue
+        if class_of:
+            labels.append(names.index(class_of[file]))
     if skipped and log:
         log(f"skipped {skipped} unreadable image(s) in {path}")
     if not images:
@@ -204,7 +248,16 @@ def load_folder(
         why = f"{len(files)} image file(s) could not be read" if files else f"looked for {looked_for}"
         raise GanctlError(f"no readable images in {path} ({why})")
     stacked = np.stack(images)
-    return np.ascontiguousarray(stacked[:, None] if channels == 1 else stacked.transpose(0, 3, 1, 2))
+    nchw = np.ascontiguousarray(stacked[:, None] if channels == 1 else stacked.transpose(0, 3, 1, 2))
+    return nchw, (np.array(labels, dtype=np.int64) if class_of else None), (names if class_of else ())
+
+
+def folder_classes(path: Path, files: list[Path]) -> dict[Path, str]:
+    """Each file's class (its top subfolder's name) when no image lies directly in ``path``; else {}."""
+    classes = {file: file.relative_to(path).parts[0] for file in files}
+    if not files or any(len(file.relative_to(path).parts) < 2 for file in files):
+        return {}
+    return classes
 
 
 def image_files(path: Path) -> list[Path]:

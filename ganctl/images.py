@@ -143,3 +143,29 @@ def save_animation_of_files(paths: Sequence[Path], target: Path, fps: float = 4.
             frames.append(image.convert("RGB"))
     if frames:
         save_animation(frames, target, fps=fps)
+
+
+def with_row_legend(picture: Image.Image, names: Sequence[str], padding: int, scale: int) -> Image.Image:
+    """``picture`` (a grid of ``len(names)`` rows laid out by ``grid``, enlarged ``scale`` times)
+    with each row's name written to its left, white on black."""
+    from PIL import ImageDraw, ImageFont
+
+    rows = len(names)
+    row_height = (picture.height / scale - padding) / rows * scale  # a tile and the padding below it
+    size = int(max(10, min(row_height * 0.4, 28)))
+    try:
+        font = ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1: the fixed bitmap font
+        font = ImageFont.load_default()
+    draw = ImageDraw.Draw(picture)
+    width = max(draw.textlength(str(name), font=font) for name in names)
+    margin = int(width + 2 * size // 2 + 4)
+    out = Image.new(picture.mode, (picture.width + margin, picture.height), 0)
+    out.paste(picture, (margin, 0))
+    draw = ImageDraw.Draw(out)
+    white = 255 if out.mode == "L" else (255, 255, 255)
+    for row, name in enumerate(names):
+        centre = padding * scale + row * row_height + (row_height - padding * scale) / 2
+        right = margin - size // 2 - 2
+        draw.text((right - draw.textlength(str(name), font=font), centre - size / 2), str(name), fill=white, font=font)
+    return out

@@ -7,6 +7,10 @@ would change the numbers.
 
 torch is imported inside the functions: the commands check file names with
 ``check_latent_file_name`` before torch is loaded, so a typo is reported at once.
+
+Latents of a class-conditional generator carry their classes: a ``.safetensors`` latent file
+holds tensor ``y`` (int64, one class index per latent) beside ``z``. A ``.npy`` file holds one
+array, so it cannot; ``--save-z`` refuses it for a conditional generator.
 """
 
 from __future__ import annotations
@@ -121,8 +125,37 @@ def _read_safetensors(path: Path):
         raise GanctlError(f"{path} is not a readable safetensors file: {_first_line(exc)}") from None
 
 
-def save_latents(path: Path, z: torch.Tensor) -> None:
-    """Write latents as ``.npy`` or as ``.safetensors`` (tensor ``z``), for ``--z-file`` later."""
+def read_latent_labels(path: Path, num_classes: int) -> torch.Tensor | None:
+    """The classes stored beside the latents of a ``.safetensors`` file (tensor ``y``, one per
+    latent of ``z``); None when there are none."""
+    import torch
+    from safetensors import SafetensorError, safe_open
+
+    if Path(path).suffix.lower() != ".safetensors":
+        return None
+    try:
+        with safe_open(str(path), framework="numpy") as f:
+            if "y" not in f.keys() or "z" not in f.keys():
+                return None
+            y, n = f.get_tensor("y"), f.get_slice("z").get_shape()[:1]
+    except (SafetensorError, OSError, ValueError, TypeError, RuntimeError) as exc:
+        raise GanctlError(f"{path} is not a readable safetensors file: {_first_line(exc)}") from None
+    if y.dtype.kind not in "iu" or y.shape != tuple(n):
+        raise GanctlError(f"{path} holds classes 'y' of shape {tuple(y.shape)} ({y.dtype}); it needs whole numbers, one per latent")
+    if y.size and (y.min() < 0 or y.max() >= num_classes):
+        raise GanctlError(f"{path} holds class {int(y.max() if y.max() >= num_classes else y.min())}; this generator's classes run from 0 to {num_classes - 1}")
+    return torch.from_numpy(y.astype("int64"))
+
+
+def check_labels_can_be_saved(path: Path, conditional: bool) -> None:
+    """``--save-z`` of a conditional generator's latents: only ``.safetensors`` keeps their classes."""
+    if conditional and Path(path).suffix.lower() == ".npy":
+        raise GanctlError(f"--save-z {path}: a .npy file cannot hold the images' classes; name a .safetensors file")
+
+
+def save_latents(path: Path, z: torch.Tensor, labels: torch.Tensor | None = None) -> None:
+    """Write latents as ``.npy`` or as ``.safetensors`` (tensor ``z``, and ``y`` the classes when
+    given), for ``--z-file`` later."""
     import io
 
     import numpy as np
@@ -136,7 +169,10 @@ def save_latents(path: Path, z: torch.Tensor) -> None:
         np.save(buffer, array, allow_pickle=False)
         data = buffer.getvalue()
     else:
-        data = save({"z": array})
+        tensors = {"z": array}
+        if labels is not None:
+            tensors["y"] = labels.detach().cpu().long().numpy()
+        data = save(tensors)
     atomic_write_bytes(Path(path), data)
 
 

@@ -34,6 +34,9 @@ class Recipe:
     # --- networks -----------------------------------------------------------------------
     latent_dim: int = 100  # size of z, drawn from N(0, I)
     init: Init = "torch"  # keras: glorot-uniform/zero bias; dcgan: N(0, .02); torch: PyTorch defaults
+    # Class-conditional networks, G(z, y) and D(x, y), trained on the dataset's labels
+    # (see docs/conditional.md); the architecture's factory must take num_classes.
+    conditional: bool = False
     # --- optimisation ------------------------------------------------------------------
     loss: str = "bce"  # registered loss name
     batch_size: int = 128  # images per iteration (see d_update for how it is split)

@@ -93,7 +93,12 @@ class Registry(Generic[T]):
 class Architecture:
     """A registered GAN architecture: the factory of its two networks and its recipe.
 
-    ``factory(image_size, channels, latent_dim)`` returns ``(generator, discriminator)``.
+    ``factory(**arch_args)`` returns ``(generator, discriminator)``. ``arch_args`` is an open
+    dict: always ``image_size``, ``channels`` and ``latent_dim``; ``num_classes`` too when the
+    networks are class-conditional (only then, so factories written for the three integers
+    keep working). A factory that takes ``num_classes`` (or ``**kwargs``) builds conditional
+    networks: ``G(z, y)`` and ``D(x, y)``, ``y`` the class indices.
+
     The generator maps ``(N, latent_dim)`` to ``(N, channels, image_size, image_size)`` in
     ``recipe.pixel_range``; the discriminator maps such images to ``(N, 1)`` logits.
     ``generator_factory``, when given, builds the generator alone (same arguments), for
@@ -109,7 +114,13 @@ class Architecture:
     size_rule: str = ""  # said to the user when a size is refused ("4·2^k or 7·2^k, k ≥ 2")
     generator_factory: Callable[..., Any] | None = None
 
-    def check(self, image_size: int, channels: int, latent_dim: int) -> None:
+    @property
+    def conditional(self) -> bool:
+        """Whether the factories take ``num_classes`` (can build class-conditional networks)."""
+        factories = [self.factory] + ([self.generator_factory] if self.generator_factory else [])
+        return all(_takes(f, "num_classes") for f in factories)
+
+    def check(self, image_size: int, channels: int, latent_dim: int, num_classes: int = 0, **extra: Any) -> None:
         if image_size not in self.image_sizes:
             sizes = self.size_rule or ", ".join(f"{s}" for s in self.image_sizes)
             raise GanctlError(
@@ -120,24 +131,30 @@ class Architecture:
             raise GanctlError(f"{self.name} cannot be built with {channels} channels; use {allowed}")
         if latent_dim < 1:
             raise GanctlError(f"the latent size must be at least 1, not {latent_dim}")
+        if num_classes and not self.conditional:
+            raise GanctlError(f"{self.name} cannot be built class-conditional: its factory takes no num_classes")
+        refused = [key for key in extra if not _takes(self.factory, key)]
+        if refused:
+            raise GanctlError(f"{self.name} takes no argument {', '.join(refused)}")
 
     def arch_args(
-        self, image_size: int | None = None, channels: int | None = None, latent_dim: int | None = None
+        self, image_size: int | None = None, channels: int | None = None, latent_dim: int | None = None, num_classes: int = 0
     ) -> dict[str, int]:
         """The factory's arguments, recipe defaults filled in (what a weights file records)."""
         r = self.recipe
-        return {
+        args = {
             "image_size": r.image_size if image_size is None else image_size,
             "channels": r.channels if channels is None else channels,
             "latent_dim": r.latent_dim if latent_dim is None else latent_dim,
         }
+        if num_classes:
+            args["num_classes"] = num_classes
+        return args
 
-    def build(
-        self, image_size: int | None = None, channels: int | None = None, latent_dim: int | None = None
-    ) -> tuple[Any, Any]:
-        """Build ``(generator, discriminator)``, initialised as the recipe says."""
-        args = self.arch_args(image_size, channels, latent_dim)
-        self.check(**args)
+    def build(self, **arch_args: Any) -> tuple[Any, Any]:
+        """Build ``(generator, discriminator)`` from ``arch_args`` (recipe defaults for what is
+        missing), initialised as the recipe says."""
+        args = self._complete(arch_args)
         generator, discriminator = self.factory(**args)
         from ganctl.nn_init import initialise  # torch, so imported only when building
 
@@ -145,17 +162,33 @@ class Architecture:
         initialise(discriminator, self.recipe.init)
         return generator, discriminator
 
-    def build_generator(
-        self, image_size: int | None = None, channels: int | None = None, latent_dim: int | None = None
-    ) -> Any:
+    def build_generator(self, **arch_args: Any) -> Any:
         """Build the generator alone, initialised as the recipe says (D too only if the plugin gave no way around it)."""
-        args = self.arch_args(image_size, channels, latent_dim)
-        self.check(**args)
+        args = self._complete(arch_args)
         generator = self.generator_factory(**args) if self.generator_factory else self.factory(**args)[0]
         from ganctl.nn_init import initialise
 
         initialise(generator, self.recipe.init)
         return generator
+
+    def _complete(self, arch_args: dict[str, Any]) -> dict[str, Any]:
+        three = {key: arch_args.get(key) for key in ("image_size", "channels", "latent_dim")}
+        args = {**arch_args, **self.arch_args(**three)}
+        if not args.get("num_classes"):
+            args.pop("num_classes", None)  # 0 = unconditional: the factory is called as it always was
+        self.check(**args)
+        return args
+
+
+def _takes(function: Callable[..., Any], name: str) -> bool:
+    """Whether ``function`` accepts the keyword ``name`` (by name or through ``**kwargs``)."""
+    import inspect
+
+    try:
+        parameters = inspect.signature(function).parameters.values()
+    except (TypeError, ValueError):  # a builtin or C callable: assume the plain three
+        return False
+    return any(p.name == name or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
 
 
 ARCHITECTURES: Registry[Architecture] = Registry("architecture")
@@ -182,6 +215,7 @@ def register_architecture(
 
     ``generator_factory(image_size, channels, latent_dim) -> G`` is optional: it lets
     ``Architecture.build_generator`` skip building a discriminator only to throw it away.
+    Factories that also take ``num_classes=0`` can be trained with ``--conditional``.
     """
 
     def decorate(factory: Callable[..., tuple[Any, Any]]) -> Callable[..., tuple[Any, Any]]:
@@ -221,10 +255,16 @@ def register_regularizer(name: str, *, description: str) -> Callable[[type[T]], 
     return decorate
 
 
-def register_dataset(name: str, *, description: str) -> Callable[[T], T]:
-    """Register a dataset loader (see ``ganctl.data``) under ``name``."""
+def register_dataset(name: str, *, description: str, class_names: Sequence[str] | None = None) -> Callable[[T], T]:
+    """Register a dataset loader (see ``ganctl.data``) under ``name``.
+
+    ``class_names``: the classes of a loader that returns ``ganctl.conditional.LabelledImages``
+    (for ``ganctl list``; the loader's answer is what counts).
+    """
 
     def decorate(loader: T) -> T:
+        if class_names is not None:
+            loader.class_names = tuple(class_names)  # type: ignore[attr-defined]
         DATASETS.add(name, loader, description, _source_for(loader))
         return loader
 

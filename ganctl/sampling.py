@@ -27,18 +27,23 @@ def generate(
     device: torch.device,
     batch_size: int = 500,
     amp: bool = False,
+    labels: torch.Tensor | None = None,
 ) -> Iterator[torch.Tensor]:
     """Yield the images of ``latents``, ``batch_size`` at a time, as uint8 ``(B, C, H, W)`` CPU tensors.
+
+    ``labels``: one class per latent, for a class-conditional generator (``G(z, y)``).
 
     Only one batch of images exists at a time. Each batch costs one device-to-host copy (of
     uint8, a quarter of float32) and no other synchronisation. ``amp``: bf16 autocast, as
     ``ganctl.device.use_amp`` decides it.
     """
     for start in range(0, latents.shape[0], batch_size):
-        z = latents[start : start + batch_size].to(device, non_blocking=True)
+        inputs = [latents[start : start + batch_size].to(device, non_blocking=True)]
+        if labels is not None:
+            inputs.append(labels[start : start + batch_size].to(device, non_blocking=True))
         # inference mode only around the work: the consumer runs between yields, outside it
         with torch.inference_mode(), autocast(torch.device(device), amp):
-            images = generator(z)
+            images = generator(*inputs)
             batch = to_uint8(images.float(), pixel_range)
         yield batch
 

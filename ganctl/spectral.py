@@ -2,7 +2,7 @@
 
 ``apply_spectral_norm`` puts PyTorch's own parametrisation
 (``torch.nn.utils.parametrizations.spectral_norm``) on every convolution, transposed
-convolution and linear layer of a network: each weight is divided by an estimate of its
+convolution and linear layer of a network (and a projection discriminator's embedding): each weight is divided by an estimate of its
 largest singular value, refined by one power iteration per training forward pass. It keeps D
 1-Lipschitz-ish without a penalty, the single most effective stabiliser of the small GANs.
 
@@ -19,7 +19,10 @@ from torch import nn
 from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import spectral_norm
 
-LAYERS = (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)
+from ganctl.layers import ProjectionEmbedding
+
+# a projection discriminator's class embedding too, as Miyato & Koyama normalise it
+LAYERS = (nn.Conv2d, nn.ConvTranspose2d, nn.Linear, ProjectionEmbedding)
 
 
 def apply_spectral_norm(network: nn.Module) -> nn.Module:

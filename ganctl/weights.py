@@ -3,6 +3,11 @@
 The safetensors metadata names the architecture and its arguments, the latent size, the
 image shape and the pixel range, so ``ganctl sample`` needs the file and nothing else.
 Loading parses safetensors only: no pickle, no code from the file.
+
+Format 2 (class-conditional generators): ``arch_args`` is an open dict (``num_classes`` beside
+the three sizes), and a conditional generator's file also holds ``class_names`` and
+``class_counts`` (images per class in its training data), both JSON lists. Format-1 files
+(three sizes, no classes) load as they always did.
 """
 
 from __future__ import annotations
@@ -21,7 +26,8 @@ from ganctl.errors import GanctlError
 from ganctl.fileio import atomic_write_bytes
 
 FORMAT = "ganctl-generator"
-FORMAT_VERSION = "1"
+FORMAT_VERSION = "2"
+READABLE_VERSIONS = ("1", "2")
 
 
 @dataclass(frozen=True)
@@ -29,10 +35,16 @@ class GeneratorInfo:
     """What a generator file says about itself."""
 
     architecture: str
-    arch_args: dict[str, int]  # image_size, channels, latent_dim
+    arch_args: dict[str, Any]  # image_size, channels, latent_dim; num_classes when conditional
     pixel_range: tuple[float, float]
     ganctl_version: str
     extra: dict[str, str]  # step, epoch, run... (informative)
+    class_names: tuple[str, ...] = ()  # a conditional generator's classes, label i = class_names[i]
+    class_counts: tuple[int, ...] = ()  # its training images per class (eval samples classes so)
+
+    @property
+    def num_classes(self) -> int:
+        return int(self.arch_args.get("num_classes", 0))
 
     @property
     def latent_dim(self) -> int:
@@ -54,10 +66,15 @@ def save_generator(
     generator: torch.nn.Module,
     *,
     architecture: str,
-    arch_args: dict[str, int],
+    arch_args: dict[str, Any],
     pixel_range: tuple[float, float],
     extra: dict[str, Any] | None = None,
+    class_names: tuple[str, ...] | list[str] = (),
+    class_counts: tuple[int, ...] | list[int] = (),
 ) -> None:
+    if arch_args.get("num_classes", 0) != len(class_names):
+        raise ValueError(f"a generator of {arch_args.get('num_classes', 0)} classes needs as many class names, not {len(class_names)}")
+    classes = {"class_names": json.dumps(list(class_names)), "class_counts": json.dumps(list(class_counts))} if class_names else {}
     metadata = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -68,6 +85,7 @@ def save_generator(
         "pixel_range": json.dumps(list(pixel_range)),
         "latent_distribution": "normal",
         "ganctl_version": __version__,
+        **classes,
         **{k: str(v) for k, v in (extra or {}).items()},
     }
     atomic_write_bytes(Path(path), save(state_tensors(generator), metadata=metadata))
@@ -78,13 +96,20 @@ def read_info(path: Path) -> GeneratorInfo:
     metadata = _open(path, lambda f: f.metadata())
     if not metadata or metadata.get("format") != FORMAT:
         raise GanctlError(f"{path} is a safetensors file but not a ganctl generator (it has no ganctl metadata)")
+    version = metadata.get("format_version", "1")
+    if version not in READABLE_VERSIONS:
+        raise GanctlError(f"{path} is a generator file of format {version!r}, written by a newer ganctl; upgrade ganctl to read it")
     try:
+        arch_args = _arch_args(json.loads(metadata["arch_args"]))
+        class_names = _class_names(json.loads(metadata.get("class_names", "[]")), arch_args.get("num_classes", 0))
         info = GeneratorInfo(
             architecture=_text(metadata["architecture"]),
-            arch_args=_arch_args(json.loads(metadata["arch_args"])),
+            arch_args=arch_args,
             pixel_range=_pixel_range(json.loads(metadata["pixel_range"])),
             ganctl_version=metadata.get("ganctl_version", "?"),
             extra={k: v for k, v in metadata.items() if k not in _KNOWN_KEYS},
+            class_names=class_names,
+            class_counts=_class_counts(json.loads(metadata.get("class_counts", "[]")), len(class_names)),
         )
     except (KeyError, ValueError, TypeError, RecursionError) as exc:
         detail = str(exc).splitlines()[0] if str(exc) else ""
@@ -130,6 +155,9 @@ def load_requested_generator(weights: Path | None, device: str | torch.device) -
 
 
 ARCH_ARG_LIMITS = {"image_size": 4096, "channels": 4, "latent_dim": 4096}  # beyond any recipe; bounds what is built
+# format 2's optional arguments; 0 or absent: unconditional. A new architecture argument is
+# added here, with its bound: a file names nothing else that is built.
+OPTIONAL_ARG_LIMITS = {"num_classes": 100_000}
 
 
 def _text(value: Any) -> str:
@@ -138,15 +166,40 @@ def _text(value: Any) -> str:
     return value
 
 
-def _arch_args(value: Any) -> dict[str, int]:
-    """``{"image_size", "channels", "latent_dim"}``: integers within limits, nothing else."""
-    if not isinstance(value, dict) or set(value) != set(ARCH_ARG_LIMITS):
-        raise ValueError(f"arch_args must hold exactly {', '.join(ARCH_ARG_LIMITS)}")
-    for key, limit in ARCH_ARG_LIMITS.items():
-        number = value[key]
-        if isinstance(number, bool) or not isinstance(number, int) or not 1 <= number <= limit:
-            raise ValueError(f"arch_args {key} must be a whole number from 1 to {limit}, not {number!r}")
-    return dict(value)
+def _arch_args(value: Any) -> dict[str, Any]:
+    """``{"image_size", "channels", "latent_dim"}`` and, when conditional, ``num_classes``:
+    integers within limits, nothing else."""
+    limits = {**ARCH_ARG_LIMITS, **OPTIONAL_ARG_LIMITS}
+    if not isinstance(value, dict) or not set(ARCH_ARG_LIMITS) <= set(value) or not set(value) <= set(limits):
+        raise ValueError(f"arch_args must hold {', '.join(ARCH_ARG_LIMITS)} (and optionally {', '.join(OPTIONAL_ARG_LIMITS)}), nothing else")
+    for key, number in value.items():
+        least = 0 if key in OPTIONAL_ARG_LIMITS else 1
+        if isinstance(number, bool) or not isinstance(number, int) or not least <= number <= limits[key]:
+            raise ValueError(f"arch_args {key} must be a whole number from {least} to {limits[key]}, not {number!r}")
+    args = dict(value)
+    if not args.get("num_classes"):
+        args.pop("num_classes", None)
+    return args
+
+
+def _class_names(value: Any, num_classes: int) -> tuple[str, ...]:
+    """As many distinct, non-empty names as the generator has classes."""
+    if not isinstance(value, list) or len(value) != num_classes:
+        raise ValueError(f"class_names must list the {num_classes} classes, not {str(value)[:60]}")
+    if not all(isinstance(name, str) and name and len(name) <= 200 for name in value) or len(set(value)) != len(value):
+        raise ValueError("class_names must be distinct non-empty strings")
+    return tuple(value)
+
+
+def _class_counts(value: Any, num_classes: int) -> tuple[int, ...]:
+    """Images per class, or nothing (a plugin's own file): then classes count alike."""
+    if value == []:
+        return ()
+    if not isinstance(value, list) or len(value) != num_classes or not all(
+        isinstance(c, int) and not isinstance(c, bool) and 0 <= c for c in value
+    ):
+        raise ValueError(f"class_counts must be {num_classes} whole numbers")
+    return tuple(value)
 
 
 def _pixel_range(value: Any) -> tuple[float, float]:
@@ -164,7 +217,7 @@ def _pixel_range(value: Any) -> tuple[float, float]:
 
 _KNOWN_KEYS = {
     "format", "format_version", "architecture", "arch_args", "latent_dim",
-    "image_shape", "pixel_range", "latent_distribution", "ganctl_version",
+    "image_shape", "pixel_range", "latent_distribution", "ganctl_version", "class_names", "class_counts",
 }
 
 

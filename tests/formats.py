@@ -36,11 +36,23 @@ def write_idx_images(path: Path, images: np.ndarray, compress: bool = True) -> N
     path.write_bytes(data)
 
 
-def write_mnist(root: Path, n: int = 64, seed: int = 0, folder: str = "MNIST") -> Path:
-    """``root/MNIST/raw/`` with gzipped IDX image files, torchvision's layout."""
+def write_idx_labels(path: Path, labels: np.ndarray, compress: bool = True) -> None:
+    data = struct.pack(">II", 0x00000801, len(labels)) + labels.astype(np.uint8).tobytes()
+    if compress:
+        path = path.with_name(path.name + ".gz")
+        data = gzip.compress(data)
+    path.write_bytes(data)
+
+
+def write_mnist(root: Path, n: int = 64, seed: int = 0, folder: str = "MNIST", labels: bool = False) -> Path:
+    """``root/MNIST/raw/`` with gzipped IDX image files, torchvision's layout (and the label
+    files, with ``labels``: image i of each split is of class i % 10)."""
     rng = np.random.default_rng(seed)
     raw = root / folder / "raw"
     raw.mkdir(parents=True)
     write_idx_images(raw / "train-images-idx3-ubyte", rng.integers(0, 256, (n, 28, 28), dtype=np.uint8))
     write_idx_images(raw / "t10k-images-idx3-ubyte", rng.integers(0, 256, (n // 2, 28, 28), dtype=np.uint8))
+    if labels:
+        write_idx_labels(raw / "train-labels-idx1-ubyte", np.arange(n) % 10)
+        write_idx_labels(raw / "t10k-labels-idx1-ubyte", np.arange(n // 2) % 10)
     return raw

@@ -35,6 +35,7 @@ def eval_command(
     fid: Annotated[bool, typer.Option("--fid/--no-fid", help="Fréchet Inception Distance (needs ≥ 2,048 images per side).", rich_help_panel=METRICS)] = True,
     kid: Annotated[bool, typer.Option("--kid/--no-kid", help="Kernel Inception Distance (100 subsets of up to 1,000).", rich_help_panel=METRICS)] = True,
     inception_score: Annotated[bool, typer.Option("--is", help="Also the Inception Score (needs weights with the real classifier).", rich_help_panel=METRICS)] = False,
+    per_class: Annotated[bool, typer.Option("--per-class", help="A class-conditional generator's intra-class FID too: the FID within each class against the reference's images of that class, and their mean.", rich_help_panel=METRICS)] = False,
     allow_small_n: Annotated[bool, typer.Option("--allow-small-n", help="Compute FID below 2,048 images anyway (singular covariance, biased; for smoke tests).", rich_help_panel=METRICS)] = False,
     seed: Annotated[int, typer.Option(help="Seed of the latents and of KID's subsets.", rich_help_panel=METRICS)] = 0,
     fid_method: Annotated[str, typer.Option(help="Matrix square root: sqrtm (scipy, the standard) or eigh (same value to ~1e-9, several times faster).", rich_help_panel=METRICS)] = "sqrtm",
@@ -65,6 +66,8 @@ def eval_command(
     ganctl eval --real cifar10 --fake cifar10 --fake-split test --n 10000
     """
     _check_options(weights, fake, n, real_n, image_size, channels, fid, kid, inception_score, allow_small_n, fid_method, batch_size, save_images)
+    if per_class and fake is not None:
+        raise GanctlError("--per-class measures a class-conditional generator; with --fake there is none")
     from ganctl import outputs
 
     if out_file is not None:  # exists (without --force), a folder, or unwritable: before minutes of work
@@ -79,6 +82,7 @@ def eval_command(
         n=n, real_n=real_n, image_size=image_size, channels=channels, fid=fid, kid=kid, inception_score=inception_score,
         allow_small_n=allow_small_n, seed=seed, fid_method=fid_method, save_images=save_images, force=force,
         batch_size=batch_size, compile=compile, data_dir=data_dir, download=not no_download, inception=inception, cache=cache,
+        per_class=per_class,
     )  # fmt: skip
     note = (lambda message: None) if quiet else (lambda message: err.print(message, markup=False, soft_wrap=True))
     result = run_eval(request, progress=no_progress if quiet or not err.is_terminal else _rich_progress, log=note)
@@ -142,6 +146,9 @@ def _print_result(result: dict[str, Any]) -> None:
         lines.append(f"KID  {result['kid_mean']:.6f} ± {result['kid_std']:.6f}")
     if "is_mean" in result:
         lines.append(f"IS   {result['is_mean']:.4f} ± {result['is_std']:.4f}")
+    if "intra_fid" in result:
+        per_class = ", ".join(f"{name} {value:.2f}" for name, value in result["fid_per_class"].items())
+        lines.append(f"Intra-class FID  {result['intra_fid']:.4f} (mean of: {per_class})")
     for line in lines:
         out.print(line, markup=False)
     weights = p["inception"]

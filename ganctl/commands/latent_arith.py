@@ -27,6 +27,7 @@ def latent_arith_command(
     variations: Annotated[int, typer.Option(help="Images of the result with noise added, beside it.", rich_help_panel=WHAT)] = 7,
     noise: Annotated[float, typer.Option(help="Standard deviation of the variations' noise, relative to the N(0, I) latents.", rich_help_panel=WHAT)] = 0.25,
     seed: Annotated[int, typer.Option(help="Seed of the variations' noise.", rich_help_panel=WHAT)] = 0,
+    arith_class: Annotated[Optional[str], typer.Option("--class", help="A class-conditional generator draws every image of this class (name or index; default: its first class).", metavar="NAME", rich_help_panel=WHAT)] = None,
     out_path: Annotated[Optional[Path], typer.Option("--out", "-o", help=f"The PNG to write (default {DEFAULT_OUT}).", metavar="PATH", rich_help_panel="Output")] = None,
     save_z: Annotated[Optional[Path], typer.Option(help="Also write the result and its variations as latents (.npy or .safetensors).", metavar="PATH", rich_help_panel="Output")] = None,
     scale: ScaleOption = None,
@@ -68,14 +69,17 @@ def latent_arith_command(
 
     import torch
 
+    from ganctl.conditional import chosen_classes
     from ganctl.device import resolve_device, use_amp
     from ganctl.images import grid, save_png, to_pil
-    from ganctl.latents import read_latents, save_latents
+    from ganctl.latents import check_labels_can_be_saved, read_latents, save_latents
     from ganctl.sampling import generate_all
     from ganctl.weights import load_requested_generator
 
     torch_device = resolve_device(device)
     generator, info, source = load_requested_generator(weights, torch_device)
+    if save_z is not None:
+        check_labels_can_be_saved(save_z, bool(info.class_names))
     latents = read_latents(z_file, info.latent_dim)
     means = latent_arithmetic.concept_means(latents, concepts)
     result = latent_arithmetic.combine(means, terms)
@@ -86,7 +90,11 @@ def latent_arith_command(
     used = list(dict.fromkeys(name for _, name in terms))
     rows = [torch.cat([latents[concepts[name]], means[name][None]]) for name in used]
     rows.append(torch.cat([result[None], varied]))
-    images = generate_all(generator, torch.cat(rows), info.pixel_range, device=torch_device, amp=use_amp(torch_device, amp))
+    # a conditional generator draws every image of the one class asked (default: its first)
+    chosen = chosen_classes([arith_class] if arith_class is not None else None, info.class_names, source)
+    shown = torch.cat(rows)
+    labels = torch.full((len(shown),), chosen[0]) if info.class_names else None
+    images = generate_all(generator, shown, info.pixel_range, device=torch_device, amp=use_amp(torch_device, amp), labels=labels)
     columns = max(len(r) for r in rows)
     cells, start = [], 0
     for row in rows:  # pad each row with blank cells to the widest
@@ -99,7 +107,7 @@ def latent_arith_command(
         save_png(picture, out_path)
         if save_z is not None:
             outputs.make_folder(save_z.parent)
-            save_latents(save_z, torch.cat([result[None], varied]))
+            save_latents(save_z, torch.cat([result[None], varied]), None if labels is None else labels[: 1 + variations])
     if not quiet:
         formula = " ".join(f"{'-' if f < 0 else '+'} {'' if abs(f) == 1 else f'{abs(f):g}×'}{n}" for f, n in terms).lstrip("+ ")
         out.print(f"Wrote {out_path} ({formula}; {len(rows) - 1} concept rows, the result and {variations} variations) "

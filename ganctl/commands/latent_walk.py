@@ -17,6 +17,7 @@ from ganctl.interpolation import MODES
 from ganctl.latents import check_latent_file_name
 
 WALK = "The walk"
+CLASSES = "Classes (class-conditional generators)"
 OUTPUT = "Output"
 HW = "Device"
 
@@ -38,6 +39,9 @@ def latent_walk_command(
     loop: Annotated[bool, typer.Option("--loop", help="Walk back to the start, for a seamless animation loop (without it an animation plays forwards then backwards).", rich_help_panel=WALK)] = False,
     seed: Annotated[Optional[int], typer.Option(help="Seed of the random points (default: a fresh one, printed).", rich_help_panel=WALK)] = None,
     z_file: Annotated[Optional[Path], typer.Option(help="One walk through the latents of a .npy or .safetensors file (N, latent_dim), in order, instead of random points.", metavar="PATH", rich_help_panel=WALK)] = None,
+    # classes
+    walk_class: Annotated[Optional[str], typer.Option("--class", help="Walk the latents with the class fixed (name or index). Default: each walk its own class, in turn.", metavar="NAME", rich_help_panel=CLASSES)] = None,
+    class_walk: Annotated[Optional[str], typer.Option(help="Walk the class instead, latents fixed: through these classes in order (comma list, e.g. cat,dog), the class embedding interpolated.", metavar="A,B,...", rich_help_panel=CLASSES)] = None,
     # output
     out_paths: Annotated[Optional[list[Path]], typer.Option("--out", "-o", help=f"Output, by extension: .png (grid, a walk per row), .gif or .webp (animation); repeatable (default {DEFAULT_OUT}).", metavar="PATH", rich_help_panel=OUTPUT)] = None,
     fps: Annotated[float, typer.Option(help="Animation frames per second.", rich_help_panel=OUTPUT)] = 10.0,
@@ -58,24 +62,32 @@ def latent_walk_command(
     """
     targets = list(dict.fromkeys(out_paths or [DEFAULT_OUT]))  # a path given twice is written once
     _check_options(steps, points, rows, mode, seed, z_file, targets, fps, scale, padding, batch_size)
+    _check_class_options(walk_class, class_walk, points, z_file)
 
     from ganctl import outputs
     from ganctl.device import resolve_device, use_amp
     from ganctl.images import save_animation, save_png, walk_animation, walk_grid
     from ganctl.interpolation import walk
-    from ganctl.sampling import generate_all
+    from ganctl.conditional import describe_classes
     from ganctl.weights import load_requested_generator
 
     for target in targets:
         outputs.check_output_file(target, force)
     torch_device = resolve_device(device)
     generator, info, source = load_requested_generator(weights, torch_device)
-    endpoints, origin = _endpoints(info.latent_dim, points, rows, seed, z_file)
-    latents = walk(endpoints, steps, mode, loop)
+    if class_walk is not None:
+        latents, labels, origin = _class_walk(info, source, class_walk, rows, seed, steps, loop)
+        mode = "classes interpolated"
+    else:
+        endpoints, origin = _endpoints(info.latent_dim, points, rows, seed, z_file)
+        latents = walk(endpoints, steps, mode, loop)
+        labels = _walk_labels(info, source, walk_class, latents.shape[:2])
+        if labels is not None:
+            origin += f", classes {describe_classes(labels.flatten().tolist(), info.class_names)}"
     walks, length = latents.shape[:2]
 
-    frames = generate_all(
-        generator, latents.flatten(0, 1), info.pixel_range,
+    frames = generate_frames(
+        generator, latents.flatten(0, 1), info.pixel_range, labels=None if labels is None else labels.flatten(0, 1),
         device=torch_device, batch_size=batch_size, amp=use_amp(torch_device, amp),
     ).unflatten(0, (walks, length))  # (rows, frames, C, H, W)
     with writing_outputs():
@@ -115,6 +127,58 @@ def _check_options(steps, points, rows, mode, seed, z_file, targets, fps, scale,
     check_at_least("--scale", scale)
     check_not_negative("--padding", padding)
     check_at_least("--batch-size", batch_size)
+
+
+def _check_class_options(walk_class, class_walk, points, z_file) -> None:
+    if walk_class is not None and class_walk is not None:
+        raise GanctlError("--class fixes the class of a latent walk and --class-walk walks the classes; pick one")
+    if class_walk is not None:
+        clashing = [name for name, value in (("--points", points), ("--z-file", z_file)) if value is not None]
+        if clashing:
+            raise GanctlError(f"{', '.join(clashing)} cannot be used with --class-walk, whose points are classes")
+        if len([c for c in class_walk.split(",") if c.strip()]) < 2:
+            raise GanctlError(f"--class-walk '{class_walk}' names fewer than 2 classes; a walk goes from one class to another (cat,dog)")
+
+
+def _walk_labels(info, source, walk_class, shape):
+    """A conditional generator's class for each frame: --class, else each walk (row) its own class in turn."""
+    from ganctl.conditional import chosen_classes, cycled_labels
+
+    if walk_class is None and not info.class_names:
+        return None
+    chosen = chosen_classes([walk_class] if walk_class is not None else None, info.class_names, source)
+    walks, length = shape
+    return cycled_labels(walks, chosen)[:, None].expand(walks, length)
+
+
+def _class_walk(info, source, class_walk, rows, seed, steps, loop):
+    """``(latents, class weights, origin)`` of walks through classes: each row one fixed latent."""
+    import torch
+
+    from ganctl.conditional import chosen_classes, describe_classes
+    from ganctl.interpolation import walk
+    from ganctl.latents import fresh_seed, random_latents
+
+    classes = chosen_classes([class_walk], info.class_names, source, option="--class-walk")
+    rows = rows or DEFAULT_ROWS
+    seed = fresh_seed() if seed is None else seed
+    points = torch.eye(info.num_classes)[classes].unsqueeze(0)  # (1, P, K): one-hot classes to pass through
+    weights = walk(points, steps, "lerp", loop)  # (1, F, K)
+    length = weights.shape[1]
+    latents = random_latents(rows, info.latent_dim, seed)[:, None].expand(rows, length, info.latent_dim)
+    return latents, weights.expand(rows, length, info.num_classes), f"seed {seed}, classes {describe_classes(classes, info.class_names)}"
+
+
+def generate_frames(generator, latents, pixel_range, *, labels, **options):
+    """``sampling.generate_all``; a generator that cannot take class weights (a plugin's) is one sentence."""
+    from ganctl.sampling import generate_all
+
+    try:
+        return generate_all(generator, latents, pixel_range, labels=labels, **options)
+    except (RuntimeError, TypeError, IndexError) as exc:
+        if labels is None or not labels.is_floating_point():
+            raise
+        raise GanctlError(f"this generator cannot interpolate between classes (--class-walk): {str(exc).splitlines()[0][:120]}") from None
 
 
 def _endpoints(latent_dim: int, points, rows, seed, z_file):

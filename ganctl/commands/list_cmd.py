@@ -10,11 +10,24 @@ from ganctl.commands.common import handles_errors, out, print_json
 
 
 @handles_errors
+def _labels(kind: str, obj) -> dict:
+    """A dataset's classes (None: unlabelled), whether an architecture builds conditional."""
+    if kind == "datasets":
+        names = getattr(obj, "class_names", None)
+        return {"classes": list(names) if names else None}
+    if kind == "architectures":
+        return {"conditional": obj.conditional}
+    return {}
+
+
 def list_command(
     pattern: Annotated[str, typer.Argument(help="Only names matching this wildcard, e.g. '*dcgan'.")] = "*",
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
 ) -> None:
-    """List architectures, losses, regularizers and datasets with the plugin each came from.
+    """List architectures, losses, regularizers and datasets with the plugin each came from,
+    which datasets carry labels and which architectures train class-conditional (--conditional).
+
+    folder:PATH is labelled when its images sit in one subfolder per class.
 
     Example: ganctl list '*dcgan'
     """
@@ -32,6 +45,7 @@ def list_command(
                 "plugin": e.source.plugin,
                 "distribution": e.source.distribution,
                 "version": e.source.version,
+                **_labels(kind, e.obj),
             }
             for e in registry.entries(pattern)
         ]
@@ -47,11 +61,19 @@ def list_command(
         table.add_column("name", style="bold")
         table.add_column("description")
         table.add_column("plugin")
+        extra = {"datasets": "labels", "architectures": "--conditional"}.get(kind)
+        if extra:
+            table.add_column(extra)
         for row in rows:
             source = (
                 f"{row['distribution']} {row['version']}" if row["distribution"] else row["plugin"]
             )
-            table.add_row(row["name"], row["description"], source)
+            cells = [row["name"], row["description"], source]
+            if kind == "datasets":
+                cells.append(f"{len(row['classes'])} classes" if row["classes"] else "none")
+            elif kind == "architectures":
+                cells.append("yes" if row["conditional"] else "no")
+            table.add_row(*cells)
         out.print(table)
     if failed:
         table = Table(title="Plugins that failed to load", title_justify="left", title_style="red")

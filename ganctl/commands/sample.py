@@ -16,6 +16,7 @@ from ganctl.errors import GanctlError
 from ganctl.latents import check_latent_file_name
 
 LATENTS = "Latent points"
+CLASSES = "Classes (class-conditional generators)"
 OUTPUT = "Output"
 HW = "Device"
 
@@ -28,6 +29,9 @@ DEFAULT_PADDING = 2
 def sample_command(
     weights: Annotated[Optional[Path], typer.Option(help="A generator .safetensors file or a run folder (default: the latest run's generator).", metavar="PATH")] = None,
     n: Annotated[Optional[int], typer.Option("--n", "-n", help=f"How many images (default {DEFAULT_N}; with --z-file, one per latent in it).")] = None,
+    # classes
+    classes: Annotated[Optional[list[str]], typer.Option("--class", help="Generate this class (name or index; repeatable, or a comma list); the images take the classes in turn. Default: every class in turn.", metavar="NAME", rich_help_panel=CLASSES)] = None,
+    per_class: Annotated[Optional[int], typer.Option(help="A grid with one row per class (every class, or those of --class), K images each, the same latents in every row; the class names at the left.", metavar="K", rich_help_panel=CLASSES)] = None,
     # latent points
     seed: Annotated[Optional[int], typer.Option(help="Seed of the random latents; the same seed gives the same images (default: a fresh one, printed).", rich_help_panel=LATENTS)] = None,
     z_value: Annotated[Optional[float], typer.Option(help="Use the latent point whose entries all equal this value (every image is that point).", rich_help_panel=LATENTS)] = None,
@@ -48,20 +52,28 @@ def sample_command(
 ) -> None:
     """Generate images from a trained generator: one grid PNG, or one PNG per image with --individual.
 
-    Example: ganctl sample --n 100 --scale 4
+    Examples (any generator; one row per class of a conditional one):
+
+    ganctl sample --n 100 --scale 4
+
+    ganctl sample --per-class 8 --class cat,dog
     """
     _check_options(n, seed, z_value, z_file, out_path, nrow, padding, scale, individual, batch_size)
-    if z_file is None and n is None:
+    _check_class_options(per_class, n, nrow, z_file)
+    if z_file is None and n is None and per_class is None:
         n = DEFAULT_N
 
     from ganctl import latents, outputs
     from ganctl.device import resolve_device, use_amp
-    from ganctl.images import grid_picture, individual_names, save_png, write_individual
+    import torch
+
+    from ganctl.conditional import chosen_classes, describe_classes, require_conditional
+    from ganctl.images import grid_picture, individual_names, save_png, with_row_legend, write_individual
     from ganctl.sampling import generate
     from ganctl.weights import load_requested_generator
 
     out_path = out_path or DEFAULT_OUT
-    names = individual_names(n) if individual is not None and n is not None else []
+    names = individual_names(n) if individual is not None and n is not None else []  # --per-class: once the classes are known
     if individual is None:
         outputs.check_output_file(out_path, force)
     elif names:  # with --z-file, n is only known once the file is read
@@ -72,19 +84,35 @@ def sample_command(
 
     torch_device = resolve_device(device)
     generator, info, source = load_requested_generator(weights, torch_device)
-    z, origin = _latents(info.latent_dim, n, seed, z_value, z_file)
+    if per_class is not None:
+        require_conditional(info.class_names, "--per-class", source)
+    chosen = chosen_classes(classes, info.class_names, source)
+    if save_z is not None:
+        latents.check_labels_can_be_saved(save_z, bool(info.class_names))
+    if per_class is not None:  # the same K latents in every class's row
+        z, origin = _latents(info.latent_dim, per_class, seed, z_value, None)
+        z, labels, nrow = z.repeat(len(chosen), 1), torch.tensor(chosen).repeat_interleave(per_class), per_class
+    else:
+        z, origin = _latents(info.latent_dim, n, seed, z_value, z_file)
+        labels = _labels(z, z_file, classes, chosen, info) if info.class_names else None
     n = z.shape[0]
     if individual is not None and not names:
         names = individual_names(n)
         outputs.check_output_folder(individual, names, force)
 
-    batches = generate(generator, z, info.pixel_range, device=torch_device, batch_size=batch_size, amp=use_amp(torch_device, amp))
+    batches = generate(
+        generator, z, info.pixel_range, device=torch_device, batch_size=batch_size, amp=use_amp(torch_device, amp), labels=labels
+    )
     with writing_outputs():
         if save_z is not None:
             outputs.make_folder(save_z.parent)
-            latents.save_latents(save_z, z)
+            latents.save_latents(save_z, z, labels)
         if individual is None:
-            picture = grid_picture(batches, nrow, DEFAULT_PADDING if padding is None else padding, scale)
+            gap = DEFAULT_PADDING if padding is None else padding
+            picture = grid_picture(batches, nrow, gap, scale)
+            if per_class is not None:
+                enlarged = picture.height // (len(chosen) * (info.image_shape[1] + gap) + gap)  # --scale, or the automatic one
+                picture = with_row_legend(picture, [info.class_names[c] for c in chosen], gap, enlarged)
             outputs.make_folder(out_path.parent)
             save_png(picture, out_path)
             what = f"{out_path} ({n:,} images, {min(nrow or math.ceil(n ** 0.5), n)} per row)"
@@ -94,7 +122,8 @@ def sample_command(
             write_individual(_with_progress(batches, total, quiet), individual, names, scale or 1)
             what = f"{n:,} PNGs to {individual}/ ({names[0]} to {names[-1]})"
     if not quiet:
-        out.print(f"Wrote {what} from {source}, {origin}.", markup=False, soft_wrap=True)
+        of_classes = f", classes {describe_classes(labels.tolist(), info.class_names)}" if labels is not None else ""
+        out.print(f"Wrote {what} from {source}, {origin}{of_classes}.", markup=False, soft_wrap=True)
         if save_z is not None:
             out.print(f"Latents: {save_z}", markup=False, soft_wrap=True)
 
@@ -119,6 +148,23 @@ def _check_options(n, seed, z_value, z_file, out_path, nrow, padding, scale, ind
             raise GanctlError(f"{', '.join(grid_only)} shape(s) the grid; --individual writes separate images instead")
     elif out_path is not None and out_path.suffix.lower() != ".png":
         raise GanctlError(f"--out {out_path}: the grid is written as PNG; name a .png file")
+
+
+def _check_class_options(per_class, n, nrow, z_file) -> None:
+    check_at_least("--per-class", per_class)
+    if per_class is not None:
+        clashing = [name for name, value in (("--n", n), ("--nrow", nrow), ("--z-file", z_file)) if value is not None]
+        if clashing:
+            raise GanctlError(f"{', '.join(clashing)} cannot be used with --per-class, which makes K images of each class, a row each")
+
+
+def _labels(z, z_file, classes, chosen, info):
+    """A conditional generator's classes for ``z``: the latent file's own, unless --class chooses; else the classes in turn."""
+    from ganctl.conditional import cycled_labels
+    from ganctl.latents import read_latent_labels
+
+    stored = read_latent_labels(z_file, info.num_classes) if z_file is not None and not classes else None
+    return stored[: z.shape[0]] if stored is not None else cycled_labels(z.shape[0], chosen)
 
 
 def _latents(latent_dim: int, n: int | None, seed, z_value, z_file):

@@ -31,6 +31,7 @@ def train_command(
     dataset: Annotated[Optional[str], typer.Option(help="cifar10, mnist, fashion-mnist, synthetic, or folder:PATH.", rich_help_panel=DATA)] = None,
     data_dir: Annotated[Optional[Path], typer.Option(help="Where dataset files are looked for (default: ~/.cache/ganctl/data).", rich_help_panel=DATA)] = None,
     limit: Annotated[Optional[int], typer.Option(help="Use only the first N images of the dataset.", rich_help_panel=DATA)] = None,
+    conditional: Annotated[Optional[bool], typer.Option("--conditional/--unconditional", help="Class-conditional networks trained on the dataset's labels: G(z, y), D(x, y) (see docs/conditional.md).", rich_help_panel=DATA)] = None,
     image_size: Annotated[Optional[int], typer.Option(help="Train at this image size (the architecture must build at it).", rich_help_panel=DATA)] = None,
     channels: Annotated[Optional[int], typer.Option(help="1 (grayscale) or 3 (RGB).", rich_help_panel=DATA)] = None,
     no_download: Annotated[bool, typer.Option("--no-download", help="Never try to download a missing dataset.", rich_help_panel=DATA)] = False,
@@ -91,6 +92,8 @@ def train_command(
     ganctl train --arch cifar-dcgan --eval-every 10
 
     ganctl train --arch cifar-dcgan --loss hinge --spectral-norm d --ema-kimg 10
+
+    ganctl train --arch sngan-resnet --dataset cifar10 --conditional
     """
     from ganctl import runs
     from ganctl.registry import ARCHITECTURES
@@ -104,6 +107,7 @@ def train_command(
         "d_update": d_update, "init": init, "sample_every": sample_every, "d_steps": d_steps,
         "lr_decay": lr_decay, "regularizer": reg, "reg_weight": reg_weight, "reg_every": reg_every,
         "ema_kimg": ema_kimg, "ema_start": ema_start, "augment": augment, "spectral_norm": spectral_norm,
+        "conditional": conditional,
     }
     run_overrides = {
         "data_dir": str(data_dir) if data_dir else None, "dataset_limit": limit, "device": device,

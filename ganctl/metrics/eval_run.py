@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ganctl.conditional import class_counts, labels_for, require_conditional
 from ganctl.errors import GanctlError
 from ganctl.metrics.evaluate import compare
 from ganctl.metrics.features import Progress, SideResult, extract, feature_extractor, no_progress, tensor_batches
@@ -49,6 +50,7 @@ class EvalRequest:
     download: bool = True
     inception: Path | None = None  # the Inception weights file
     cache: bool = True
+    per_class: bool = False  # a conditional generator's intra-class FID too
 
 
 def run_eval(request: EvalRequest, *, progress: Progress = no_progress, log: Log | None = None) -> dict[str, Any]:
@@ -71,6 +73,8 @@ def run_eval(request: EvalRequest, *, progress: Progress = no_progress, log: Log
             )
         image_size, channels = made_size, made_channels
         dataset = dataset or _training_dataset(source, info.architecture)
+        if r.per_class:
+            require_conditional(info.class_names, "--per-class", source)
     else:
         if dataset is None:
             raise GanctlError("--fake needs a reference: pass --real NAME or --real folder:PATH")
@@ -83,6 +87,9 @@ def run_eval(request: EvalRequest, *, progress: Progress = no_progress, log: Log
     if r.inception_score and weights.classifier_zeroed:
         raise GanctlError(inception_score_refusal(weights))
 
+    reference_labels = None
+    if generator is not None and info.class_names:  # before any image is measured: --per-class may be refused
+        reference_labels = _reference_labels(real_source, r, image_size, channels, info.class_names, note)
     common = dict(data_dir=r.data_dir, weights=weights, device=r.device, batch_size=r.batch_size,
                   download=r.download, compile=r.compile, progress=progress, log=note)  # fmt: skip
     reference_started = time.perf_counter()
@@ -93,8 +100,12 @@ def run_eval(request: EvalRequest, *, progress: Progress = no_progress, log: Log
     if r.fid:
         check_fid_sample_count(reference.n, f"the reference ({_name(real_source, r.split)})", r.allow_small_n)
 
+    labels = None
     if generator is not None:
         count = r.n if r.n is not None else reference.n  # as many as the reference by default
+        if info.class_names:  # classes in the reference's proportions (the training set's when it has no labels)
+            reference_labels = None if reference_labels is None else reference_labels[: reference.n]
+            labels = labels_for(count, _class_weights(reference_labels, info))
         if r.save_images is not None:
             from ganctl import outputs
             from ganctl.images import individual_names
@@ -104,7 +115,7 @@ def run_eval(request: EvalRequest, *, progress: Progress = no_progress, log: Log
         side = generated_features(
             generator, info.pixel_range, info.latent_dim, weights=weights, n=count, device=r.device,
             batch_size=r.batch_size, seed=r.seed, logits=r.inception_score, save_images=r.save_images,
-            compile=r.compile, progress=progress, log=note,
+            compile=r.compile, progress=progress, log=note, labels=labels,
         )  # fmt: skip
         side.protocol["weights"] = str(source)
     else:
@@ -116,6 +127,13 @@ def run_eval(request: EvalRequest, *, progress: Progress = no_progress, log: Log
             _measure_logits(side, fake, r.fake_split, image_size, channels, stats.n, common)
 
     result = compare(reference, side, fid=r.fid, kid=r.kid, allow_small_n=r.allow_small_n, seed=r.seed, fid_method=r.fid_method)
+    if r.per_class:
+        from ganctl.metrics.per_class import intra_class_fid
+
+        result.update(intra_class_fid(
+            reference.features, reference_labels.numpy(), side.features, labels.numpy(), info.class_names,
+            allow_small_n=r.allow_small_n, fid_method=r.fid_method,
+        ))  # fmt: skip
     result["protocol"]["reference_source"] = _name(real_source, r.split)
     result["protocol"]["evaluated_source"] = str(source) if source is not None else _name(fake, r.fake_split)
     # the whole time, so that the parts printed add up to it: the reference pass (or reading
@@ -125,6 +143,30 @@ def run_eval(request: EvalRequest, *, progress: Progress = no_progress, log: Log
     seconds["total"] = round(time.perf_counter() - started, 2)
     seconds["other"] = round(max(0.0, seconds["total"] - seconds["reference"] - seconds["features"] - seconds["metrics"]), 2)
     return result
+
+
+def _reference_labels(source: str, r: EvalRequest, image_size: int, channels: int, class_names, note):
+    """The labels of the reference's images (as many as it will use, or more), when it has the
+    generator's classes; else None (an error with ``--per-class``, which needs them)."""
+    from ganctl.data import load_labelled
+
+    limit = r.real_n if r.real_n is not None else r.n
+    loaded = load_labelled(source, data_dir=r.data_dir, split=r.split, image_size=image_size, channels=channels,
+                           download=r.download, limit=limit)  # fmt: skip
+    if loaded.labels is not None and tuple(loaded.class_names) == tuple(class_names):
+        return loaded.labels
+    why = "has no labels" if loaded.labels is None else f"has other classes ({', '.join(loaded.class_names[:5])}...)"
+    if r.per_class:
+        raise GanctlError(f"--per-class needs reference images labelled with the generator's classes; {_name(source, r.split)} {why}")
+    note(f"the reference {why}: the generated images take the classes in the training set's proportions")
+    return None
+
+
+def _class_weights(reference_labels, info) -> list[float]:
+    """Images per class: the reference's, else the training set's (from the generator file), else equal."""
+    if reference_labels is not None:
+        return [float(c) for c in class_counts(reference_labels, info.num_classes)]
+    return [float(c) for c in info.class_counts] if info.class_counts else [1.0] * info.num_classes
 
 
 def _name(source: str, split: str) -> str:

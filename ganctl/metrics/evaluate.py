@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any, Sequence
 
+from ganctl.conditional import labels_for
 from ganctl.errors import GanctlError
 from ganctl.metrics.features import Progress, SideResult, no_progress
 from ganctl.metrics.generated import generated_features, output_shape
@@ -72,8 +73,12 @@ def evaluate_generator(
     allow_small_n: bool = False,
     compile: bool = False,
     progress: Progress = no_progress,
+    class_weights=None,
 ) -> dict[str, Any]:
     """FID (and KID mean/std) of ``n`` generated images against ``reference``, with the protocol.
+
+    A conditional generator (``class_weights``: a weight per class) makes its images class by
+    class, as many of each as ``ganctl.conditional.allocate`` gives the weights.
 
     For the trainer: the generator is switched to eval mode for the measurement and put back
     as it was. The Inception network is built once per process and device. Returns
@@ -84,7 +89,8 @@ def evaluate_generator(
         raise GanctlError(f"n must be at least 2, not {n}")
     check_fid_sample_count(n, "the generated side", allow_small_n)
     check_fid_sample_count(reference.n, "the reference", allow_small_n)
-    channels, height, width = output_shape(generator, latent_dim, device)
+    labels = None if class_weights is None else labels_for(n, class_weights)
+    channels, height, width = output_shape(generator, latent_dim, device, conditional=labels is not None)
     if (channels, height) != (reference.channels, reference.image_size) or height != width:
         raise GanctlError(
             f"the generator makes {height}×{width}×{channels} images but the reference statistics are of "
@@ -92,7 +98,7 @@ def evaluate_generator(
         )
     side = generated_features(
         generator, pixel_range, latent_dim, weights=reference.weights, n=n, device=device,
-        batch_size=batch_size, seed=seed, compile=compile, progress=progress,
+        batch_size=batch_size, seed=seed, compile=compile, progress=progress, labels=labels,
     )  # fmt: skip
     return compare(reference, side, kid=kid, allow_small_n=allow_small_n, seed=seed, fid_method=fid_method)
 

@@ -25,8 +25,10 @@ def generated_features(
     compile: bool = False,
     progress: Progress = no_progress,
     log: Log | None = None,
+    labels=None,
 ) -> SideResult:
-    """Features of ``n`` images from ``generator`` (z ~ N(0, I) drawn on the CPU from ``seed``)."""
+    """Features of ``n`` images from ``generator`` (z ~ N(0, I) drawn on the CPU from ``seed``);
+    ``labels``: the ``n`` classes of a conditional generator's images."""
     import torch
 
     from ganctl.images import individual_names, save_each
@@ -40,7 +42,7 @@ def generated_features(
     generator.eval()  # batch norm in inference mode while measuring
     start = time.perf_counter()
     try:
-        batches = generate(generator, latents, pixel_range, device=device, batch_size=batch_size)
+        batches = generate(generator, latents, pixel_range, device=device, batch_size=batch_size, labels=labels)
         if save_images is not None:
             batches = save_each(batches, save_images, individual_names(n))
         features, lg = extract(batches, extractor, n, label="Generating and measuring", progress=progress)
@@ -56,18 +58,22 @@ def generated_features(
         "resize": RESIZE,
         "device": str(device),
     }
+    if labels is not None:
+        counts = torch.bincount(labels).tolist()
+        protocol["labels"] = f"class by class, images per class {counts} (the reference's class frequencies)"
     return SideResult(features=features, logits=lg, protocol=protocol, seconds=seconds)
 
 
-def output_shape(generator, latent_dim: int, device: Any) -> tuple[int, int, int]:
-    """``(channels, height, width)`` of the generator's images, from one latent in eval mode."""
+def output_shape(generator, latent_dim: int, device: Any, conditional: bool = False) -> tuple[int, int, int]:
+    """``(channels, height, width)`` of the generator's images, from one latent (of class 0) in eval mode."""
     import torch
 
     was_training = generator.training
     generator.eval()
     try:
         with torch.inference_mode():
-            shape = generator(torch.zeros(1, latent_dim, device=device)).shape
+            z = torch.zeros(1, latent_dim, device=device)
+            shape = (generator(z, torch.zeros(1, dtype=torch.long, device=device)) if conditional else generator(z)).shape
     finally:
         generator.train(was_training)
     return int(shape[1]), int(shape[2]), int(shape[3])

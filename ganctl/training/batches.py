@@ -1,7 +1,9 @@
 """Real images resident on the training device, drawn as the recipe says.
 
 The whole dataset sits on the device as uint8 (CIFAR-10 is 150 MB); a batch is an index
-into it, converted to floats there. No host-to-device copy happens per step.
+into it, converted to floats there. No host-to-device copy happens per step. Labels, when a
+conditional run has them, sit beside the images and are drawn with the same index
+(``next_labelled``), so the sampler's state covers them too.
 """
 
 from __future__ import annotations
@@ -21,9 +23,11 @@ class RealBatches:
         pixel_range: tuple[float, float],
         device: torch.device,
         seed: int,
+        labels: torch.Tensor | None = None,
     ) -> None:
         self.device = device
         self.images = self._hold(images)
+        self.labels = None if labels is None else labels.to(device)  # small: always on the device
         self.batch = batch
         self.sampling = sampling
         low, high = pixel_range
@@ -49,6 +53,17 @@ class RealBatches:
         return self.images.shape[0]
 
     def next(self) -> torch.Tensor:
+        return self._images_at(self._next_index())
+
+    def next_labelled(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """A batch and its labels (None for unlabelled data), drawn as ``next`` draws."""
+        index = self._next_index()
+        return self._images_at(index), None if self.labels is None else self.labels[index]
+
+    def _images_at(self, index: torch.Tensor) -> torch.Tensor:
+        return self._gather(index).float().mul_(self.scale).add_(self.offset)
+
+    def _next_index(self) -> torch.Tensor:
         if self.sampling == "random":  # Keras' randint: with replacement, a fresh draw each time
             index = torch.randint(len(self), (self.batch,), generator=self.rng, device=self.device)
         else:  # a shuffled epoch in full batches; the remainder is dropped, keeping shapes fixed
@@ -57,7 +72,7 @@ class RealBatches:
                 self.position = 0
             index = self.order[self.position : self.position + self.batch]
             self.position += self.batch
-        return self._gather(index).float().mul_(self.scale).add_(self.offset)
+        return index
 
     # --- resume ---------------------------------------------------------------------------
     def state(self) -> dict[str, torch.Tensor]:

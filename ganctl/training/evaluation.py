@@ -54,8 +54,11 @@ class TrainingEval:
         self.best_fid = math.inf
         self._reference = None
 
-    def measure(self, generator, pixel_range, latent_dim: int) -> dict[str, Any]:
-        """FID, KID and the protocol of ``generator`` now (the reference is computed once, then cached)."""
+    def measure(self, generator, pixel_range, latent_dim: int, class_weights=None) -> dict[str, Any]:
+        """FID, KID and the protocol of ``generator`` now (the reference is computed once, then cached).
+
+        ``class_weights``: a conditional generator's images per class in the training set; the
+        generated images take their classes in the same proportions."""
         from ganctl import metrics
 
         if self._reference is None:
@@ -67,7 +70,7 @@ class TrainingEval:
         # eigh: the same trace as sqrtm to ~1e-9 relative, several times faster on a CPU
         return metrics.evaluate_generator(
             generator, pixel_range, latent_dim, reference=self._reference, n=self.n, device=self.device,
-            batch_size=EVAL_BATCH, seed=EVAL_SEED, fid_method="eigh",
+            batch_size=EVAL_BATCH, seed=EVAL_SEED, fid_method="eigh", class_weights=class_weights,
         )  # fmt: skip
 
     def is_best(self, fid: float) -> bool:

@@ -33,6 +33,7 @@ from typing import Any
 import torch
 
 from ganctl import __version__, runs
+from ganctl.conditional import GridLayout, class_counts
 from ganctl.device import resolve_device, use_amp
 from ganctl.errors import GanctlError
 from ganctl.fileio import atomic_write_json
@@ -152,19 +153,19 @@ class Trainer:
 
     def _load_data(self) -> None:
         """Check the names and load the training images (not yet onto the device)."""
-        from ganctl.data import load_images
+        from ganctl.conditional import check_conditional_arch, check_labelled
+        from ganctl.data import LoadedImages, load_labelled
         from ganctl.image_cache import load_images_to_stream
 
         c, r = self.config, self.recipe
         self.device = resolve_device(c.device)
         self.arch = ARCHITECTURES.get(c.arch).obj
-        self.arch_args = self.arch.arch_args(r.image_size, r.channels, r.latent_dim)
-        self.arch.check(**self.arch_args)
+        self.arch.check(**self.arch.arch_args(r.image_size, r.channels, r.latent_dim))  # before minutes of loading
+        if r.conditional:
+            check_conditional_arch(self.arch)
         self.loss_class = LOSSES.get(r.loss).obj
         self.regularizer_class = REGULARIZERS.get(r.regularizer).obj if r.regularizer != "none" else None
-        # streamed: a folder comes memory-mapped from its cache file, never whole in memory
-        self.images = (load_images_to_stream if c.stream_data else load_images)(
-            r.dataset,
+        options = dict(
             data_dir=Path(c.data_dir) if c.data_dir else None,
             split="train",
             image_size=r.image_size,
@@ -173,6 +174,18 @@ class Trainer:
             limit=c.dataset_limit,
             log=self.say,
         )
+        if c.stream_data and not r.conditional:
+            # streamed: a folder comes memory-mapped from its cache file, never whole in memory
+            # (the cache holds no labels: a conditional run loads its folder into host memory)
+            loaded = LoadedImages(load_images_to_stream(r.dataset, **options))
+        else:
+            loaded = load_labelled(r.dataset, **options)
+        self.images = loaded.images
+        # a conditional run keeps the labels; an unconditional one never sees them
+        self.labels, self.class_names = (loaded.labels, loaded.class_names) if r.conditional else (None, ())
+        if r.conditional:
+            check_labelled(r.dataset, loaded.labels, loaded.class_names)
+        self.arch_args = self.arch.arch_args(r.image_size, r.channels, r.latent_dim, num_classes=len(self.class_names))
         self.steps_per_epoch = iterations_per_epoch(r, self.images.shape[0])
         self.total_steps = r.epochs * self.steps_per_epoch
         if c.max_steps is not None:
@@ -212,13 +225,16 @@ class Trainer:
 
         self.real = real_batches(
             self.images.contiguous(memory_format=layout), batch=real_per_step(r), sampling=r.sampling, pixel_range=r.pixel_range,
-            device=self.device, seed=c.seed + 1, stream=c.stream_data, say=self.say,
+            device=self.device, seed=c.seed + 1, labels=self.labels, stream=c.stream_data, say=self.say,
         )
         del self.images  # now inside self.real (on the device unless streamed)
         self.latent_rng = torch.Generator(device=self.device)
         self.latent_rng.manual_seed(c.seed + 2)
         fixed = torch.Generator().manual_seed(c.seed + 3)  # on the CPU: the same grid on any device
-        self.fixed_z = torch.randn(r.sample_grid, r.latent_dim, generator=fixed).to(self.device)
+        self.class_counts = class_counts(self.labels, len(self.class_names)) if self.class_names else []
+        # a conditional grid: one row per class, the same latents in every row
+        self.grid = GridLayout.for_run(r.sample_grid, len(self.class_names))
+        self.fixed_z = torch.randn(self.grid.latents, r.latent_dim, generator=fixed).repeat(self.grid.rows_of_latents, 1).to(self.device)
         self.augment = DiffAugment(r.augment, r.pixel_range, self.device, seed=c.seed + 4) if r.augment else None
         self.penalty_rng = torch.Generator(device=self.device)
         self.penalty_rng.manual_seed(c.seed + 5)
@@ -244,6 +260,7 @@ class Trainer:
             latent_rng=self.latent_rng, device=self.device, amp=use_amp(self.device, c.amp), stats=self.stats,
             regularizer=self.regularizer_class() if self.regularizer_class else None, penalty_rng=self.penalty_rng,
             augment=self.augment, ema=self.ema,
+            class_weights=torch.tensor(self.class_counts, dtype=torch.float, device=self.device) if self.class_names else None,
         )  # fmt: skip
         self.step = 0
         self.collapse = CollapseWatch()
@@ -426,9 +443,9 @@ class Trainer:
         generator = self._sampling_generator()
         was_training = generator.training
         generator.eval()  # batch norm from its running statistics; no random state is touched
-        images = generator(self.fixed_z).float()
+        images = generator(*self.grid.inputs(self.fixed_z)).float()
         generator.train(was_training)
-        png = to_pil(grid(to_uint8(images, low_high)))
+        png = to_pil(grid(to_uint8(images, low_high), nrow=self.grid.columns))
         save_png(png, self.run_dir / runs.SAMPLES / f"{tag}.png")
         real = self.run_dir / runs.SAMPLES / "real.png"
         if not real.exists():  # once: what the model learns from, at its size, beside its grids
@@ -463,7 +480,8 @@ class Trainer:
     def _evaluate(self) -> None:
         """FID/KID of the generator now into metrics.jsonl; keep it as best.safetensors if it is the best yet."""
         started = time.perf_counter()
-        result = self.evaluation.measure(self._sampling_generator(), self.recipe.pixel_range, self.recipe.latent_dim)
+        conditional = {"class_weights": self.class_counts} if self.class_counts else {}  # the classes in the training set's proportions
+        result = self.evaluation.measure(self._sampling_generator(), self.recipe.pixel_range, self.recipe.latent_dim, **conditional)
         best = self.evaluation.is_best(result["fid"])
         record = {
             "step": self.step,
@@ -503,6 +521,8 @@ class Trainer:
             architecture=self.config.arch,
             arch_args=self.arch_args,
             pixel_range=self.recipe.pixel_range,
+            class_names=self.class_names,
+            class_counts=self.class_counts,
             extra={
                 "step": self.step,
                 "epoch": round(self.step / self.steps_per_epoch, 4),

@@ -20,6 +20,12 @@ Every call of D goes through ``run_D``: augmentation (if on), then D under autoc
 float32. Penalties call it with ``for_penalty=True``: the eager module, never the compiled
 wrapper, in float32, because they back-propagate through an input gradient.
 
+Class-conditional runs (``class_weights`` given): real batches come with their labels, D's
+fakes are made for the same labels as the real images beside them (so both sides show D the
+same classes, and a penalty's images share one label tensor), and G's own batch draws its
+labels from the training set's class frequencies with the latent generator. G is called
+``G(z, y)`` and D ``D(x, y)``; an unconditional run draws and calls exactly as before.
+
 Nothing here reads a value back to the host: statistics go into ``StepStats`` as device
 tensors, and ``.item()`` would be a CPU-GPU sync on every step.
 """
@@ -81,6 +87,7 @@ class TrainStep:
         penalty_rng: torch.Generator | None = None,
         augment: DiffAugment | None = None,
         ema: GeneratorEMA | None = None,
+        class_weights: torch.Tensor | None = None,
     ) -> None:
         self.nets = nets
         self.G, self.D = nets.G, nets.D
@@ -96,11 +103,13 @@ class TrainStep:
         self.stats = stats
         self.regularizer, self.penalty_rng = regularizer, penalty_rng
         self.augment, self.ema = augment, ema
+        self.class_weights = class_weights  # images per class, on the device; None: unconditional
         self.lazy_reg = regularizer is not None and recipe.reg_every > 1
         self.iteration = 0  # iterations completed before the current one
         # the images of the last D update, for the lazy regularisation phase
         self.last_real: torch.Tensor | None = None
         self.last_fake: torch.Tensor | None = None
+        self.last_labels: torch.Tensor | None = None  # their classes (conditional runs)
         self.phases = self._phases()
 
     def __call__(self, iteration: int) -> None:
@@ -142,22 +151,32 @@ class TrainStep:
         return phases
 
     # --- the one path into D ---------------------------------------------------------------
-    def run_D(self, images: torch.Tensor, *, for_penalty: bool = False) -> torch.Tensor:
+    def run_D(self, images: torch.Tensor, labels: torch.Tensor | None = None, *, for_penalty: bool = False) -> torch.Tensor:
         if self.augment is not None:
             images = self.augment(images)
+        inputs = (images,) if labels is None else (images, labels)
         if for_penalty:
-            return self.D(images).float()
+            return self.D(*inputs).float()
         with autocast(self.device, self.amp):
-            return self.D_forward(images).float()  # losses in float32 whatever the autocast
+            return self.D_forward(*inputs).float()  # losses in float32 whatever the autocast
 
     # --- helpers ----------------------------------------------------------------------------
     def _latents(self, n: int) -> torch.Tensor:
         return torch.randn(n, self.recipe.latent_dim, generator=self.latent_rng, device=self.device)
 
-    def _fakes_for_d(self, n: int) -> torch.Tensor:
+    def _generate(self, z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        return self.G_forward(z) if labels is None else self.G_forward(z, labels)
+
+    def _g_labels(self, n: int) -> torch.Tensor | None:
+        """Classes for G's own batch, as frequent as in the training set (None: unconditional)."""
+        if self.class_weights is None:
+            return None
+        return torch.multinomial(self.class_weights, n, replacement=True, generator=self.latent_rng)
+
+    def _fakes_for_d(self, n: int, labels: torch.Tensor | None = None) -> torch.Tensor:
         # D's half of the Keras loop: G is only evaluated (Keras' g_model.predict), no graph kept
         with torch.no_grad(), autocast(self.device, self.amp):
-            return self.G_forward(self._latents(n)).float()
+            return self._generate(self._latents(n), labels).float()
 
     def _report_d(self, d_real=None, d_fake=None, real_logits=None, fake_logits=None) -> None:
         if d_real is not None:
@@ -172,13 +191,14 @@ class TrainStep:
 
     def _penalty(self, real: torch.Tensor, fake: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
         """The regulariser's loss term, its statistic reported under its name."""
-        value = self.regularizer.value(lambda x: self.run_D(x, for_penalty=True), real, fake, self.penalty_rng)
+        labels = self.last_labels  # real, fake and any mix of them share the real images' classes
+        value = self.regularizer.value(lambda x: self.run_D(x, labels, for_penalty=True), real, fake, self.penalty_rng)
         self.stats.add(self.recipe.regularizer, value)
         return value * (self.recipe.reg_weight * self.regularizer.factor * scale)
 
-    def _with_penalty(self, d_loss: torch.Tensor, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    def _with_penalty(self, d_loss: torch.Tensor, real: torch.Tensor, fake: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
         """The penalty joins every D update when it is not lazy."""
-        self.last_real, self.last_fake = real, fake
+        self.last_real, self.last_fake, self.last_labels = real, fake, labels
         if self.regularizer is None or self.lazy_reg:
             return d_loss
         return d_loss + self._penalty(real, fake)
@@ -186,40 +206,41 @@ class TrainStep:
     # --- phases -------------------------------------------------------------------------------
     def _d_real_half(self) -> dict[str, torch.Tensor]:
         """Keras CIFAR-10, first D step: a real half-batch."""
-        self.last_real = self.real.next()
-        logits = self.run_D(self.last_real)
+        self.last_real, self.last_labels = self.real.next_labelled()
+        logits = self.run_D(self.last_real, self.last_labels)
         d_real = self.loss.d_real(logits)
         self._report_d(d_real=d_real, real_logits=logits)
         return {"D": d_real}
 
     def _d_fake_half(self) -> dict[str, torch.Tensor]:
         """Keras CIFAR-10, second D step: a fake half-batch (the penalty, if any, goes here)."""
-        fake = self._fakes_for_d(self.recipe.batch_size // 2)
-        logits = self.run_D(fake)
+        labels = self.last_labels
+        fake = self._fakes_for_d(self.recipe.batch_size // 2, labels)
+        logits = self.run_D(fake, labels)
         d_fake = self.loss.d_fake(logits)
         self._report_d(d_fake=d_fake, fake_logits=logits)
-        return {"D": self._with_penalty(d_fake, self.last_real, fake)}
+        return {"D": self._with_penalty(d_fake, self.last_real, fake, labels)}
 
     def _d_joint(self) -> dict[str, torch.Tensor]:
         """Keras MNIST: real and fake halves stacked into one batch, one D step."""
         half = self.recipe.batch_size // 2
-        real = self.real.next()
-        fake = self._fakes_for_d(half)
-        logits = self.run_D(torch.cat([real, fake]))
+        real, labels = self.real.next_labelled()
+        fake = self._fakes_for_d(half, labels)
+        logits = self.run_D(torch.cat([real, fake]), None if labels is None else torch.cat([labels, labels]))
         real_logits, fake_logits = logits[:half], logits[half:]
         d_real, d_fake = self.loss.d_real(real_logits), self.loss.d_fake(fake_logits)
         self._report_d(d_real, d_fake, real_logits, fake_logits)
         # Keras averages over the stacked batch: the mean of the two halves' means
-        return {"D": self._with_penalty(0.5 * (d_real + d_fake), real, fake)}
+        return {"D": self._with_penalty(0.5 * (d_real + d_fake), real, fake, labels)}
 
     def _d_both(self) -> dict[str, torch.Tensor]:
         """A plain D update on a full real and a full fake batch (simultaneous mode's extra D steps)."""
-        real = self.real.next()
-        fake = self._fakes_for_d(real.shape[0])
-        real_logits, fake_logits = self.run_D(real), self.run_D(fake)
+        real, labels = self.real.next_labelled()
+        fake = self._fakes_for_d(real.shape[0], labels)
+        real_logits, fake_logits = self.run_D(real, labels), self.run_D(fake, labels)
         d_real, d_fake = self.loss.d_real(real_logits), self.loss.d_fake(fake_logits)
         self._report_d(d_real, d_fake, real_logits, fake_logits)
-        return {"D": self._with_penalty(d_real + d_fake, real, fake)}
+        return {"D": self._with_penalty(d_real + d_fake, real, fake, labels)}
 
     def _d_regularize(self) -> dict[str, torch.Tensor]:
         """Lazy regularisation (StyleGAN2): the penalty alone, every reg_every iterations, times the interval."""
@@ -227,21 +248,25 @@ class TrainStep:
 
     def _g_main(self) -> dict[str, torch.Tensor]:
         """G on a full batch of latents against the "real" target."""
+        n = self.recipe.batch_size
+        z = self._latents(n)
+        labels = self._g_labels(n)
         with autocast(self.device, self.amp):
-            fake = self.G_forward(self._latents(self.recipe.batch_size))
-        g_loss = self.loss.g(self.run_D(fake))
+            fake = self._generate(z, labels)
+        g_loss = self.loss.g(self.run_D(fake, labels))
         self.stats.add("g_loss", g_loss)
         return {"G": g_loss}
 
     def _gd_simultaneous(self) -> dict[str, torch.Tensor]:
         """TensorFlow tutorial: one forward pass; D and G gradients both taken from it."""
-        real = self.real.next()
+        real, labels = self.real.next_labelled()
+        z = self._latents(real.shape[0])
         with autocast(self.device, self.amp):
-            fake = self.G_forward(self._latents(real.shape[0]))
-        real_logits, fake_logits = self.run_D(real), self.run_D(fake)
+            fake = self._generate(z, labels)
+        real_logits, fake_logits = self.run_D(real, labels), self.run_D(fake, labels)
         d_real, d_fake = self.loss.d_real(real_logits), self.loss.d_fake(fake_logits)
         g_loss = self.loss.g(fake_logits)
         self._report_d(d_real, d_fake, real_logits, fake_logits)
         self.stats.add("g_loss", g_loss)
-        d_loss = self._with_penalty(d_real + d_fake, real, fake.detach())
+        d_loss = self._with_penalty(d_real + d_fake, real, fake.detach(), labels)
         return {"G": g_loss, "D": d_loss}

@@ -1,7 +1,8 @@
 """Built-in datasets: CIFAR-10, MNIST, Fashion-MNIST (torchvision's files) and synthetic shapes.
 
-Each loader returns uint8 ``(N, H, W, C)`` at the dataset's own size; ``ganctl.data`` does the
-resizing and channel mapping. ganctl reads the files itself: IDX with NumPy, and the CIFAR-10
+Each loader returns uint8 ``(N, H, W, C)`` at the dataset's own size, with its labels
+(``LabelledImages``; MNIST-like data only when the label file is there too); ``ganctl.data``
+does the resizing and channel mapping. ganctl reads the files itself: IDX with NumPy, and the CIFAR-10
 pickles with an unpickler that can only build NumPy arrays, so a file someone hands you cannot
 run code. torchvision is used only to download, when allowed and the network is there.
 """
@@ -17,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ganctl import GanctlError, register_dataset
+from ganctl.conditional import LabelledImages
 from ganctl.data import LUMA_WEIGHTS, DatasetRequest
 
 DOWNLOAD_TIMEOUT_S = 60  # per socket operation, so a dead network fails instead of hanging
@@ -172,8 +174,16 @@ class ArraysOnlyUnpickler(pickle.Unpickler):
         return self.ALLOWED[module, name]()
 
 
+CIFAR_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+
+
 def read_cifar_batch(path: Path) -> np.ndarray:
     """One CIFAR-10 batch file as uint8 NHWC ``(N, 32, 32, 3)``."""
+    return read_cifar_labelled(path)[0]
+
+
+def read_cifar_labelled(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """One CIFAR-10 batch file: uint8 NHWC images and their int64 labels (0..9)."""
     try:
         with open(path, "rb") as file:
             batch = ArraysOnlyUnpickler(file, encoding="bytes").load()
@@ -184,7 +194,13 @@ def read_cifar_batch(path: Path) -> np.ndarray:
     data = batch.get(b"data") if isinstance(batch, dict) else None
     if not (isinstance(data, np.ndarray) and data.dtype == np.uint8 and data.ndim == 2 and data.shape[1] == 3072):
         raise GanctlError(f"{path} is not a CIFAR-10 batch: it has no uint8 b'data' array (N, 3072)")
-    return data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)  # each row is planes R, G, B -> NHWC
+    try:
+        labels = np.asarray(batch.get(b"labels"), dtype=np.int64)
+    except (TypeError, ValueError):
+        labels = np.empty(0)
+    if labels.shape != (len(data),) or labels.min(initial=0) < 0 or labels.max(initial=0) >= len(CIFAR_CLASSES):
+        raise GanctlError(f"{path} is not a CIFAR-10 batch: it has no b'labels' list of 0..9, one per image")
+    return data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1), labels  # each row is planes R, G, B -> NHWC
 
 
 def _download_cifar10(root: Path) -> None:
@@ -195,29 +211,53 @@ def _download_cifar10(root: Path) -> None:
     download_and_extract_archive(CIFAR10.url, str(root), filename=CIFAR10.filename, md5=CIFAR10.tgz_md5)
 
 
-@register_dataset("cifar10", description="CIFAR-10: 50,000 train / 10,000 test colour images, 32x32")
-def cifar10(request: DatasetRequest) -> np.ndarray:
+@register_dataset("cifar10", description="CIFAR-10: 50,000 train / 10,000 test colour images, 32x32", class_names=CIFAR_CLASSES)
+def cifar10(request: DatasetRequest) -> LabelledImages:
     names = CIFAR_FILES[request.split]
     files = "data_batch_1 … data_batch_5 and test_batch (the python version)"
     folder = locate(request, "CIFAR-10", CIFAR_FOLDER, names, _download_cifar10, files, archive=CIFAR_ARCHIVE)
-    return np.concatenate([read_cifar_batch(folder / name) for name in names])
+    batches = [read_cifar_labelled(folder / name) for name in names]
+    return LabelledImages(np.concatenate([b[0] for b in batches]), np.concatenate([b[1] for b in batches]), CIFAR_CLASSES)
 
 
 # ----------------------------------------------------------------------------------------
 # MNIST and Fashion-MNIST (IDX files, gzipped or not)
 
 IDX_UBYTE_3D = b"\x00\x00\x08\x03"  # magic 0x00000803: unsigned bytes, three dimensions
+IDX_UBYTE_1D = b"\x00\x00\x08\x01"  # labels: unsigned bytes, one dimension
 IDX_FILES = {"train": "train-images-idx3-ubyte.gz", "test": "t10k-images-idx3-ubyte.gz"}
+IDX_LABEL_FILES = {"train": "train-labels-idx1-ubyte.gz", "test": "t10k-labels-idx1-ubyte.gz"}
+MNIST_CLASSES = tuple(str(digit) for digit in range(10))
+FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
 
 
-def read_idx_images(path: Path) -> np.ndarray:
-    """An IDX image file (gzipped when it starts like gzip) as uint8 ``(N, rows, cols, 1)``."""
+def _idx_bytes(path: Path) -> bytes:
     raw = path.read_bytes()
     if raw[:2] == b"\x1f\x8b":  # by content, not name: some tools unpack and keep the suffix
         try:
             raw = gzip.decompress(raw)
         except (OSError, EOFError) as exc:
             raise GanctlError(f"{path} is a damaged gzip file: {exc}") from None
+    return raw
+
+
+def read_idx_labels(path: Path, classes: int) -> np.ndarray:
+    """An IDX label file (gzipped or not) as int64 ``(N,)``, each below ``classes``."""
+    raw = _idx_bytes(path)
+    if raw[:4] != IDX_UBYTE_1D:
+        raise GanctlError(f"{path} is not an IDX label file: its magic number is {raw[:4].hex() or 'missing'}, not 00000801")
+    n = int(np.frombuffer(raw[4:8].ljust(4, b"\0"), dtype=">u4")[0])
+    if len(raw) != 8 + n:
+        raise GanctlError(f"{path} is truncated or damaged: its header says {n} labels, it has {len(raw)} bytes")
+    labels = np.frombuffer(raw, dtype=np.uint8, offset=8).astype(np.int64)
+    if labels.size and labels.max() >= classes:
+        raise GanctlError(f"{path} holds label {labels.max()}; labels run from 0 to {classes - 1}")
+    return labels
+
+
+def read_idx_images(path: Path) -> np.ndarray:
+    """An IDX image file (gzipped when it starts like gzip) as uint8 ``(N, rows, cols, 1)``."""
+    raw = _idx_bytes(path)
     if raw[:4] != IDX_UBYTE_3D:
         magic = raw[:4].hex() or "missing"
         raise GanctlError(f"{path} is not an IDX image file: its magic number is {magic}, not 00000803")
@@ -229,8 +269,8 @@ def read_idx_images(path: Path) -> np.ndarray:
     return np.frombuffer(raw, dtype=np.uint8, offset=16).reshape(n, rows, cols, 1)
 
 
-def _idx_dataset(request: DatasetRequest, title: str, torchvision_name: str) -> np.ndarray:
-    """MNIST-like data in ``root/<torchvision_name>/raw`` or ``root``."""
+def _idx_dataset(request: DatasetRequest, title: str, torchvision_name: str, classes: tuple[str, ...]) -> LabelledImages | np.ndarray:
+    """MNIST-like data in ``root/<torchvision_name>/raw`` or ``root``; labelled when the label file lies beside the images."""
     name = IDX_FILES[request.split]
 
     def fetch(root: Path) -> None:  # torchvision reads IDX files itself: no pickle involved
@@ -240,17 +280,24 @@ def _idx_dataset(request: DatasetRequest, title: str, torchvision_name: str) -> 
 
     files = f"{name} (or {name.removesuffix('.gz')}; the {title} \"training set images\" file, gzipped as downloaded)"
     folder = locate(request, title, f"{torchvision_name}/raw", [name], fetch, files)
-    return read_idx_images(_existing(folder, name))
+    images = read_idx_images(_existing(folder, name))
+    label_file = _existing(folder, IDX_LABEL_FILES[request.split])
+    if label_file is None:
+        return images  # the images alone: fine for unconditional training
+    labels = read_idx_labels(label_file, len(classes))
+    if len(labels) != len(images):
+        raise GanctlError(f"{label_file} holds {len(labels):,} labels for {len(images):,} images in {folder}")
+    return LabelledImages(images, labels, classes)
 
 
-@register_dataset("mnist", description="MNIST handwritten digits: 60,000 train / 10,000 test, 28x28 gray")
-def mnist(request: DatasetRequest) -> np.ndarray:
-    return _idx_dataset(request, "MNIST", "MNIST")
+@register_dataset("mnist", description="MNIST handwritten digits: 60,000 train / 10,000 test, 28x28 gray", class_names=MNIST_CLASSES)
+def mnist(request: DatasetRequest) -> LabelledImages | np.ndarray:
+    return _idx_dataset(request, "MNIST", "MNIST", MNIST_CLASSES)
 
 
-@register_dataset("fashion-mnist", description="Fashion-MNIST clothing: 60,000 train / 10,000 test, 28x28 gray")
-def fashion_mnist(request: DatasetRequest) -> np.ndarray:
-    return _idx_dataset(request, "Fashion-MNIST", "FashionMNIST")
+@register_dataset("fashion-mnist", description="Fashion-MNIST clothing: 60,000 train / 10,000 test, 28x28 gray", class_names=FASHION_CLASSES)
+def fashion_mnist(request: DatasetRequest) -> LabelledImages | np.ndarray:
+    return _idx_dataset(request, "Fashion-MNIST", "FashionMNIST", FASHION_CLASSES)
 
 
 # ----------------------------------------------------------------------------------------
@@ -267,16 +314,37 @@ MAX_SHAPES = 3
 DRAW_CHUNK = 1000  # images drawn at a time: bounded memory at large sizes
 
 
-@register_dataset("synthetic", description="procedural circles, squares and triangles in bright colours; no download")
-def synthetic(request: DatasetRequest) -> np.ndarray:
-    split = request.split
-    return draw_shapes(SYNTHETIC_SIZES[split], request.image_size, request.channels, seed=SYNTHETIC_SEEDS[split])
+SHAPES = ("circle", "square", "triangle")  # the kinds, in the order of _draw_scene_parameters' "kind"
+LABEL_SIZE = 32  # px at which the dominant shape is measured: labels do not depend on the image size
 
 
-@register_dataset("synthetic-50k", description="the synthetic shapes repeated to CIFAR-10's 50,000/10,000 images: full-length timing runs")
-def synthetic_50k(request: DatasetRequest) -> np.ndarray:
+@register_dataset("synthetic", description="procedural circles, squares and triangles in bright colours; no download", class_names=SHAPES)
+def synthetic(request: DatasetRequest) -> LabelledImages:
+    n, seed = SYNTHETIC_SIZES[request.split], SYNTHETIC_SEEDS[request.split]
+    return LabelledImages(draw_shapes(n, request.image_size, request.channels, seed=seed), dominant_shapes(n, seed=seed), SHAPES)
+
+
+def dominant_shapes(n: int, *, seed: int) -> np.ndarray:
+    """Each scene's label: the kind of shape (circle, square, triangle) covering most of the
+    image once the later shapes are painted over the earlier ones."""
+    scenes = _draw_scene_parameters(n, np.random.default_rng(seed))
+    labels = np.empty(n, dtype=np.int64)
+    for start in range(0, n, DRAW_CHUNK):
+        part = {key: value[start : start + DRAW_CHUNK] for key, value in scenes.items()}
+        visible = _visible_areas(part, LABEL_SIZE)  # (n, slots)
+        per_kind = np.stack([(visible * (part["kind"] == k)).sum(axis=1) for k in range(len(SHAPES))], axis=1)
+        labels[start : start + DRAW_CHUNK] = per_kind.argmax(axis=1)
+    return labels
+
+
+@register_dataset(
+    "synthetic-50k", description="the synthetic shapes repeated to CIFAR-10's 50,000/10,000 images: full-length timing runs",
+    class_names=SHAPES,
+)
+def synthetic_50k(request: DatasetRequest) -> LabelledImages:
     # a step's speed does not depend on the pictures; an epoch's length does
-    return np.tile(synthetic(request), (5, 1, 1, 1))
+    shapes = synthetic(request)
+    return LabelledImages(np.tile(shapes.images, (5, 1, 1, 1)), np.tile(shapes.labels, 5), SHAPES)
 
 
 def draw_shapes(n: int, size: int, channels: int = 3, *, seed: int) -> np.ndarray:
@@ -317,25 +385,40 @@ def _draw_scene_parameters(n: int, rng: np.random.Generator) -> dict[str, np.nda
     }
 
 
+def _coverage(scenes: dict[str, np.ndarray], slot: int, size: int) -> np.ndarray:
+    """How much of each pixel the shape in ``slot`` covers, ``(n, size, size)`` in [0, 1]."""
+    centres = (np.arange(size, dtype=np.float32) + 0.5) / size
+    xs, ys = centres[None, None, :], centres[None, :, None]  # broadcast to (n, size, size)
+
+    def col(key: str) -> np.ndarray:  # this slot's values, shaped (n, 1, 1) to broadcast
+        return scenes[key][:, slot, None, None]
+
+    r, kind = col("radius"), col("kind")
+    dx, dy = np.abs(xs - col("cx")), ys - col("cy")  # (n, 1, size) and (n, size, 1)
+    # Signed distance to the edge (positive outside), in units of the image side.
+    circle = np.sqrt(dx * dx + dy * dy) - r
+    square = np.maximum(dx, np.abs(dy)) - 0.85 * r
+    triangle = np.maximum(dy, 0.866 * dx - 0.5 * dy) - 0.55 * r  # equilateral, apex up, inradius 0.55 r
+    distance = np.where(kind == 0, circle, np.where(kind == 1, square, triangle))
+    return np.clip(0.5 - distance * size, 0, 1) * col("present")  # one-pixel soft edge: antialiasing
+
+
 def _render(scenes: dict[str, np.ndarray], size: int) -> np.ndarray:
     """Float RGB ``(n, size, size, 3)`` of the scenes, shapes painted in slot order."""
     n = len(scenes["background"])
-    centres = (np.arange(size, dtype=np.float32) + 0.5) / size
-    xs, ys = centres[None, None, :], centres[None, :, None]  # broadcast to (n, size, size)
     image = np.broadcast_to(scenes["background"][:, None, None, :], (n, size, size, 3)).copy()
     for slot in range(MAX_SHAPES):
-
-        def col(key: str) -> np.ndarray:  # this slot's values, shaped (n, 1, 1) to broadcast
-            return scenes[key][:, slot, None, None]
-
-        r, kind = col("radius"), col("kind")
-        dx, dy = np.abs(xs - col("cx")), ys - col("cy")  # (n, 1, size) and (n, size, 1)
-        # Signed distance to the edge (positive outside), in units of the image side.
-        circle = np.sqrt(dx * dx + dy * dy) - r
-        square = np.maximum(dx, np.abs(dy)) - 0.85 * r
-        triangle = np.maximum(dy, 0.866 * dx - 0.5 * dy) - 0.55 * r  # equilateral, apex up, inradius 0.55 r
-        distance = np.where(kind == 0, circle, np.where(kind == 1, square, triangle))
-        coverage = np.clip(0.5 - distance * size, 0, 1) * col("present")  # one-pixel soft edge: antialiasing
         colour = PALETTE[scenes["colour"][:, slot]][:, None, None, :]
-        image += coverage[..., None] * (colour - image)
+        image += _coverage(scenes, slot, size)[..., None] * (colour - image)
     return image
+
+
+def _visible_areas(scenes: dict[str, np.ndarray], size: int) -> np.ndarray:
+    """The area of each slot's shape still visible in the finished picture, ``(n, slots)``."""
+    coverages = [_coverage(scenes, slot, size) for slot in range(MAX_SHAPES)]
+    visible = []
+    for slot, coverage in enumerate(coverages):
+        for later in coverages[slot + 1 :]:  # painted over by the shapes drawn after it
+            coverage = coverage * (1 - later)
+        visible.append(coverage.sum(axis=(1, 2)))
+    return np.stack(visible, axis=1)

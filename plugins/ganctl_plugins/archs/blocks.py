@@ -4,8 +4,8 @@ Two blocks, written to be reused by later architectures:
 
 - ``GenBlock(in, out)``: G's up-sampling block. Residual path: BN, ReLU, 2x nearest
   up-sampling, conv 3x3, BN, ReLU, conv 3x3. Shortcut: 2x up-sampling, conv 1x1.
-  The two batch norms are the attributes ``norm1`` and ``norm2`` so that a class-conditional
-  version can swap them for conditional batch norm and keep everything else.
+  With ``num_classes`` the two batch norms (``norm1``, ``norm2``) are conditional batch norm
+  (``ganctl.layers``), and the block is called ``block(x, y)``.
 - ``DiscBlock(in, out, downsample, optimized)``: D's block. Residual path: ReLU, conv 3x3,
   ReLU, conv 3x3, then 2x2 average pooling when down-sampling. Shortcut: conv 1x1 (then
   pooling) when the channels change or it down-samples, else the identity. ``optimized``
@@ -23,24 +23,32 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ganctl.layers import ClassConditional, SumPool, batch_norm_2d
 
-class GenBlock(nn.Module):
-    def __init__(self, in_channels: int, out_channels: int) -> None:
+__all__ = ["DiscBlock", "GenBlock", "SumPool"]
+
+
+class GenBlock(ClassConditional):
+    def __init__(self, in_channels: int, out_channels: int, num_classes: int = 0) -> None:
         super().__init__()
-        self.norm1 = nn.BatchNorm2d(in_channels)
+        self.conditional = bool(num_classes)
+        self.norm1 = batch_norm_2d(in_channels, num_classes)
         self.act1 = nn.ReLU()
         self.up = nn.Upsample(scale_factor=2, mode="nearest")
         self.conv1 = nn.Conv2d(in_channels, out_channels, 3, padding=1)
-        self.norm2 = nn.BatchNorm2d(out_channels)
+        self.norm2 = batch_norm_2d(out_channels, num_classes)
         self.act2 = nn.ReLU()
         self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1)
         self.shortcut_up = nn.Upsample(scale_factor=2, mode="nearest")
         self.shortcut_conv = nn.Conv2d(in_channels, out_channels, 1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.conv1(self.up(self.act1(self.norm1(x))))
-        h = self.conv2(self.act2(self.norm2(h)))
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        h = self.conv1(self.up(self.act1(self._norm(self.norm1, x, y))))
+        h = self.conv2(self.act2(self._norm(self.norm2, h, y)))
         return h + self.shortcut_conv(self.shortcut_up(x))
+
+    def _norm(self, norm: nn.Module, x: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+        return norm(x, y) if self.conditional else norm(x)
 
 
 class DiscBlock(nn.Module):
@@ -68,8 +76,3 @@ class DiscBlock(nn.Module):
         return h + shortcut
 
 
-class SumPool(nn.Module):
-    """Global sum pooling over height and width: (N, C, H, W) -> (N, C), as SNGAN's D ends."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x.sum(dim=(2, 3))

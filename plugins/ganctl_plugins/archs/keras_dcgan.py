@@ -4,13 +4,20 @@ Layer for layer as the tutorials build them. Keras' ``padding='same'`` becomes e
 PyTorch padding: k3/s2 convs use padding 1 and k4/s2 transposed convs padding 1, which
 give the same output sizes. The discriminators end in a logit; the sigmoid the tutorials
 put there lives in the loss, where BCE is computed stably.
+
+Class-conditional (``--conditional``) as the Keras conditional-GAN tutorials build them: the
+label embedded in 50 numbers and concatenated to z for G, and embedded, mapped to a full-size
+map and stacked as an extra image channel for D (``ganctl.layers.label_concat_pair``).
 """
 
 from __future__ import annotations
 
+from functools import partial
+
 from torch import nn
 
 from ganctl import Recipe, register_architecture
+from ganctl.layers import label_concat_generator, label_concat_pair
 
 CIFAR_RECIPE = Recipe(
     dataset="cifar10",
@@ -75,10 +82,10 @@ def cifar_discriminator(image_size: int, channels: int) -> nn.Module:
     "cifar-dcgan",
     recipe=CIFAR_RECIPE,
     description="Keras CIFAR-10 DCGAN tutorial: dense to 4x4x256, three k4 transposed convs, tanh",
-    generator_factory=cifar_generator,
+    generator_factory=partial(label_concat_generator, cifar_generator),
 )
-def cifar_dcgan(image_size: int, channels: int, latent_dim: int) -> tuple[nn.Module, nn.Module]:
-    return cifar_generator(image_size, channels, latent_dim), cifar_discriminator(image_size, channels)
+def cifar_dcgan(image_size: int, channels: int, latent_dim: int, num_classes: int = 0) -> tuple[nn.Module, nn.Module]:
+    return label_concat_pair(cifar_generator, cifar_discriminator, image_size, channels, latent_dim, num_classes)
 
 
 MNIST_RECIPE = Recipe(
@@ -133,7 +140,7 @@ def mnist_discriminator(image_size: int, channels: int) -> nn.Module:
     "mnist-dcgan",
     recipe=MNIST_RECIPE,
     description="Keras MNIST DCGAN tutorial: dense to 7x7x128, two k4 transposed convs, sigmoid output, [0,1] data",
-    generator_factory=mnist_generator,
+    generator_factory=partial(label_concat_generator, mnist_generator),
 )
-def mnist_dcgan(image_size: int, channels: int, latent_dim: int) -> tuple[nn.Module, nn.Module]:
-    return mnist_generator(image_size, channels, latent_dim), mnist_discriminator(image_size, channels)
+def mnist_dcgan(image_size: int, channels: int, latent_dim: int, num_classes: int = 0) -> tuple[nn.Module, nn.Module]:
+    return label_concat_pair(mnist_generator, mnist_discriminator, image_size, channels, latent_dim, num_classes)

@@ -6,6 +6,9 @@ it with k4/s2 convs and LeakyReLU 0.2, no batch norm on its first layer, and a l
 to one logit. Where batch norm follows, convs have no bias.
 
 Sizes are base * 2**k with base 4 or 7 and k >= 2: 28, 32, 56, 64, 112, 128, ...
+
+Class-conditional (``num_classes``): G's batch norms become conditional batch norm and D a
+projection discriminator on its last feature map, sum-pooled (``ganctl.layers``).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 from torch import nn
 
 from ganctl import Recipe, register_architecture
+from ganctl.layers import SumPool, batch_norm_2d, projection_or_plain, sequential
 
 BASE_FILTERS = 64  # ngf and ndf of the paper's 64x64 model
 
@@ -49,28 +53,28 @@ def doublings(image_size: int) -> tuple[int, int]:
     raise ValueError(f"paper-dcgan cannot be built at {image_size} px")
 
 
-def paper_generator(image_size: int, channels: int, latent_dim: int) -> nn.Module:
+def paper_generator(image_size: int, channels: int, latent_dim: int, num_classes: int = 0) -> nn.Module:
     base, k = doublings(image_size)
     widest = BASE_FILTERS * 2 ** (k - 1)
     layers: list[nn.Module] = [
         nn.Unflatten(1, (latent_dim, 1, 1)),
         nn.ConvTranspose2d(latent_dim, widest, base, stride=1, padding=0, bias=False),
-        nn.BatchNorm2d(widest),
+        batch_norm_2d(widest, num_classes),
         nn.ReLU(True),
     ]
     width = widest
     for _ in range(k - 1):
         layers += [
             nn.ConvTranspose2d(width, width // 2, 4, stride=2, padding=1, bias=False),
-            nn.BatchNorm2d(width // 2),
+            batch_norm_2d(width // 2, num_classes),
             nn.ReLU(True),
         ]
         width //= 2
     layers += [nn.ConvTranspose2d(width, channels, 4, stride=2, padding=1, bias=False), nn.Tanh()]
-    return nn.Sequential(*layers)
+    return sequential(*layers, num_classes=num_classes)
 
 
-def paper_discriminator(image_size: int, channels: int) -> nn.Module:
+def paper_discriminator(image_size: int, channels: int, num_classes: int = 0) -> nn.Module:
     base, k = doublings(image_size)
     layers: list[nn.Module] = [
         nn.Conv2d(channels, BASE_FILTERS, 4, stride=2, padding=1, bias=False),
@@ -84,8 +88,8 @@ def paper_discriminator(image_size: int, channels: int) -> nn.Module:
             nn.LeakyReLU(0.2, inplace=True),
         ]
         width *= 2
-    layers += [nn.Conv2d(width, 1, base, stride=1, padding=0, bias=False), nn.Flatten()]
-    return nn.Sequential(*layers)
+    head = [nn.Conv2d(width, 1, base, stride=1, padding=0, bias=False), nn.Flatten()]
+    return projection_or_plain(layers, head, feature_dim=width, num_classes=num_classes, pool=SumPool())
 
 
 @register_architecture(
@@ -96,5 +100,5 @@ def paper_discriminator(image_size: int, channels: int) -> nn.Module:
     size_rule="4·2^k or 7·2^k px with k ≥ 2 (28, 32, 56, 64, 112, 128)",
     generator_factory=paper_generator,
 )
-def paper_dcgan(image_size: int, channels: int, latent_dim: int) -> tuple[nn.Module, nn.Module]:
-    return paper_generator(image_size, channels, latent_dim), paper_discriminator(image_size, channels)
+def paper_dcgan(image_size: int, channels: int, latent_dim: int, num_classes: int = 0) -> tuple[nn.Module, nn.Module]:
+    return paper_generator(image_size, channels, latent_dim, num_classes), paper_discriminator(image_size, channels, num_classes)

@@ -34,6 +34,11 @@
 Spectral normalisation is not built in: the recipes set ``spectral_norm="d"`` and the
 trainer applies it to every conv and dense layer of D. All layers keep their biases, as in
 the references, so the parameter counts can be compared with theirs.
+
+Class-conditional (``num_classes``, ``--conditional``): Miyato & Koyama (2018), as their
+CIFAR-10 ResNet and mimicry's cSNGAN build it: G's batch norms become conditional batch norm
+(the ResNet's blocks; its last batch norm stays plain, as in their code), and D a projection
+discriminator on the features its dense layer reads (``ganctl.layers``).
 """
 
 from __future__ import annotations
@@ -41,7 +46,8 @@ from __future__ import annotations
 from torch import nn
 
 from ganctl import Recipe, register_architecture
-from ganctl_plugins.archs.blocks import DiscBlock, GenBlock, SumPool
+from ganctl.layers import SumPool, batch_norm_2d, projection_or_plain, sequential
+from ganctl_plugins.archs.blocks import DiscBlock, GenBlock
 
 # --- sngan-cnn -------------------------------------------------------------------------------
 
@@ -89,7 +95,7 @@ def cnn_bottom_width(image_size: int) -> int:
     return widths[image_size]
 
 
-def cnn_generator(image_size: int, channels: int, latent_dim: int, width: int = 512) -> nn.Module:
+def cnn_generator(image_size: int, channels: int, latent_dim: int, width: int = 512, num_classes: int = 0) -> nn.Module:
     """The standard CNN's G; ``width`` is the widest map's channels (512 in the paper), halved per layer."""
     bottom = cnn_bottom_width(image_size)
     w = width
@@ -97,27 +103,29 @@ def cnn_generator(image_size: int, channels: int, latent_dim: int, width: int = 
     first_up = nn.ConvTranspose2d(w, w // 2, 3, stride=1, padding=1) if image_size == 28 else (
         nn.ConvTranspose2d(w, w // 2, 4, stride=2, padding=1)
     )  # fmt: skip
-    generator = nn.Sequential(
+    k = num_classes
+    generator = sequential(
         nn.Linear(latent_dim, bottom * bottom * w),
         nn.Unflatten(1, (w, bottom, bottom)),
-        nn.BatchNorm2d(w), nn.ReLU(),
-        first_up, nn.BatchNorm2d(w // 2), nn.ReLU(),
-        nn.ConvTranspose2d(w // 2, w // 4, 4, stride=2, padding=1), nn.BatchNorm2d(w // 4), nn.ReLU(),
-        nn.ConvTranspose2d(w // 4, w // 8, 4, stride=2, padding=1), nn.BatchNorm2d(w // 8), nn.ReLU(),
+        batch_norm_2d(w, k), nn.ReLU(),
+        first_up, batch_norm_2d(w // 2, k), nn.ReLU(),
+        nn.ConvTranspose2d(w // 2, w // 4, 4, stride=2, padding=1), batch_norm_2d(w // 4, k), nn.ReLU(),
+        nn.ConvTranspose2d(w // 4, w // 8, 4, stride=2, padding=1), batch_norm_2d(w // 8, k), nn.ReLU(),
         nn.Conv2d(w // 8, channels, 3, stride=1, padding=1),
         nn.Tanh(),
+        num_classes=num_classes,
     )  # fmt: skip
     return generator
 
 
-def cnn_discriminator(image_size: int, channels: int, width: int = 512) -> nn.Module:
+def cnn_discriminator(image_size: int, channels: int, width: int = 512, num_classes: int = 0) -> nn.Module:
     """The standard CNN's D; ``width`` is its last conv's channels (512 in the paper)."""
     # the three 4x4 stride-2 convs take 32 -> 4, 48 -> 6, 28 -> 3
     last = image_size
     for _ in range(3):
         last = (last + 2 - 4) // 2 + 1
     w1, w2, w3 = width // 8, width // 4, width // 2
-    discriminator = nn.Sequential(
+    features = [
         nn.Conv2d(channels, w1, 3, stride=1, padding=1), nn.LeakyReLU(0.1),
         nn.Conv2d(w1, w1, 4, stride=2, padding=1), nn.LeakyReLU(0.1),
         nn.Conv2d(w1, w2, 3, stride=1, padding=1), nn.LeakyReLU(0.1),
@@ -126,9 +134,10 @@ def cnn_discriminator(image_size: int, channels: int, width: int = 512) -> nn.Mo
         nn.Conv2d(w3, w3, 4, stride=2, padding=1), nn.LeakyReLU(0.1),
         nn.Conv2d(w3, width, 3, stride=1, padding=1), nn.LeakyReLU(0.1),
         nn.Flatten(),
-        nn.Linear(last * last * width, 1),
-    )  # fmt: skip
-    return discriminator
+    ]  # fmt: skip
+    # the projection reads the flattened features, the vector the dense layer reads
+    head = [nn.Linear(last * last * width, 1)]
+    return projection_or_plain(features, head, feature_dim=last * last * width, num_classes=num_classes)
 
 
 @register_architecture(
@@ -139,8 +148,11 @@ def cnn_discriminator(image_size: int, channels: int, width: int = 512) -> nn.Mo
     size_rule="32 px (CIFAR-10), 48 px (STL-10), 28 px (MNIST: M_g = 7, first up-sampling layer at stride 1)",
     generator_factory=cnn_generator,
 )
-def sngan_cnn(image_size: int, channels: int, latent_dim: int) -> tuple[nn.Module, nn.Module]:
-    return cnn_generator(image_size, channels, latent_dim), cnn_discriminator(image_size, channels)
+def sngan_cnn(image_size: int, channels: int, latent_dim: int, num_classes: int = 0) -> tuple[nn.Module, nn.Module]:
+    return (
+        cnn_generator(image_size, channels, latent_dim, num_classes=num_classes),
+        cnn_discriminator(image_size, channels, num_classes=num_classes),
+    )
 
 
 # --- sngan-resnet ----------------------------------------------------------------------------
@@ -180,33 +192,34 @@ G_CHANNELS = 256  # ch of the authors' 32 px generator
 D_CHANNELS = 128  # ch of their 32 px discriminator
 
 
-def resnet_generator(image_size: int, channels: int, latent_dim: int) -> nn.Module:
+def resnet_generator(image_size: int, channels: int, latent_dim: int, num_classes: int = 0) -> nn.Module:
     if image_size not in RESNET_SIZES:
         raise ValueError(f"sngan-resnet cannot be built at {image_size} px")
     bottom = image_size // 8  # three doublings
-    generator = nn.Sequential(
+    generator = sequential(
         nn.Linear(latent_dim, bottom * bottom * G_CHANNELS),
         nn.Unflatten(1, (G_CHANNELS, bottom, bottom)),
-        GenBlock(G_CHANNELS, G_CHANNELS),
-        GenBlock(G_CHANNELS, G_CHANNELS),
-        GenBlock(G_CHANNELS, G_CHANNELS),
+        GenBlock(G_CHANNELS, G_CHANNELS, num_classes),
+        GenBlock(G_CHANNELS, G_CHANNELS, num_classes),
+        GenBlock(G_CHANNELS, G_CHANNELS, num_classes),
         nn.BatchNorm2d(G_CHANNELS), nn.ReLU(),
         nn.Conv2d(G_CHANNELS, channels, 3, padding=1),
         nn.Tanh(),
+        num_classes=num_classes,
     )  # fmt: skip
     return generator
 
 
-def resnet_discriminator(channels: int) -> nn.Module:
-    return nn.Sequential(
+def resnet_discriminator(channels: int, num_classes: int = 0) -> nn.Module:
+    features = [
         DiscBlock(channels, D_CHANNELS, downsample=True, optimized=True),
         DiscBlock(D_CHANNELS, D_CHANNELS, downsample=True),
         DiscBlock(D_CHANNELS, D_CHANNELS, downsample=False),
         DiscBlock(D_CHANNELS, D_CHANNELS, downsample=False),
         nn.ReLU(),
         SumPool(),
-        nn.Linear(D_CHANNELS, 1),
-    )
+    ]
+    return projection_or_plain(features, [nn.Linear(D_CHANNELS, 1)], feature_dim=D_CHANNELS, num_classes=num_classes)
 
 
 @register_architecture(
@@ -217,8 +230,8 @@ def resnet_discriminator(channels: int) -> nn.Module:
     size_rule="32 px (the paper's CIFAR-10 ResNet) or 48 px (the same widths from a 6x6 map)",
     generator_factory=resnet_generator,
 )
-def sngan_resnet(image_size: int, channels: int, latent_dim: int) -> tuple[nn.Module, nn.Module]:
-    return resnet_generator(image_size, channels, latent_dim), resnet_discriminator(channels)
+def sngan_resnet(image_size: int, channels: int, latent_dim: int, num_classes: int = 0) -> tuple[nn.Module, nn.Module]:
+    return resnet_generator(image_size, channels, latent_dim, num_classes), resnet_discriminator(channels, num_classes)
 
 
 # --- sngan-cnn-small: the first-run demo -------------------------------------------------------
@@ -256,10 +269,12 @@ SMALL_RECIPE = Recipe(
     description="sngan-cnn at a quarter of its width: a fast CPU recipe that learns the synthetic shapes in minutes",
     image_sizes=CNN_SIZES,
     size_rule="32 px, 48 px, or 28 px (as sngan-cnn)",
-    generator_factory=lambda image_size, channels, latent_dim: cnn_generator(image_size, channels, latent_dim, SMALL_G_WIDTH),
+    generator_factory=lambda image_size, channels, latent_dim, num_classes=0: cnn_generator(
+        image_size, channels, latent_dim, SMALL_G_WIDTH, num_classes
+    ),
 )
-def sngan_cnn_small(image_size: int, channels: int, latent_dim: int) -> tuple[nn.Module, nn.Module]:
+def sngan_cnn_small(image_size: int, channels: int, latent_dim: int, num_classes: int = 0) -> tuple[nn.Module, nn.Module]:
     return (
-        cnn_generator(image_size, channels, latent_dim, SMALL_G_WIDTH),
-        cnn_discriminator(image_size, channels, SMALL_D_WIDTH),
+        cnn_generator(image_size, channels, latent_dim, SMALL_G_WIDTH, num_classes),
+        cnn_discriminator(image_size, channels, SMALL_D_WIDTH, num_classes),
     )

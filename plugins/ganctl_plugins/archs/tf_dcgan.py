@@ -3,13 +3,17 @@
 Keras defaults that differ from PyTorch's are spelt out: LeakyReLU slope 0.3, batch-norm
 momentum 0.99 (PyTorch's ``momentum=0.01``) and epsilon 1e-3, Adam beta1 0.9, epsilon 1e-7.
 Keras ``padding='same'`` for a k5/s2 transposed conv is padding 2 with output_padding 1.
+Conditional as the Keras seeds (``keras_dcgan``): label embedding beside z, label channel for D.
 """
 
 from __future__ import annotations
 
+from functools import partial
+
 from torch import nn
 
 from ganctl import Recipe, register_architecture
+from ganctl.layers import label_concat_generator, label_concat_pair
 
 TF_RECIPE = Recipe(
     dataset="mnist",
@@ -75,7 +79,7 @@ def tf_discriminator(image_size: int, channels: int) -> nn.Module:
     "tf-dcgan",
     recipe=TF_RECIPE,
     description="TensorFlow DCGAN tutorial: dense to 7x7x256 with batch norm, k5 transposed convs, tanh",
-    generator_factory=tf_generator,
+    generator_factory=partial(label_concat_generator, tf_generator),
 )
-def tf_dcgan(image_size: int, channels: int, latent_dim: int) -> tuple[nn.Module, nn.Module]:
-    return tf_generator(image_size, channels, latent_dim), tf_discriminator(image_size, channels)
+def tf_dcgan(image_size: int, channels: int, latent_dim: int, num_classes: int = 0) -> tuple[nn.Module, nn.Module]:
+    return label_concat_pair(tf_generator, tf_discriminator, image_size, channels, latent_dim, num_classes)
