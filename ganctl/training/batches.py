@@ -21,12 +21,16 @@ class RealBatches:
         pixel_range: tuple[float, float],
         device: torch.device,
         seed: int,
+        share: tuple[int, int] = (0, 1),
     ) -> None:
         try:
             self.images = images.to(device)
         except RuntimeError as exc:  # out of device memory, typically
             raise GanctlError(f"the dataset ({tuple(images.shape)}) does not fit on {device}: {exc}") from None
-        self.batch = batch
+        self.batch = batch  # images drawn per call over all processes
+        # (rank, world size) under torchrun: every process draws the same global batch from the
+        # same stream and keeps its own slice, so an epoch is one pass over the data for all of them
+        self.share = share
         self.sampling = sampling
         low, high = pixel_range
         self.scale, self.offset = (high - low) / 255.0, low
@@ -48,6 +52,10 @@ class RealBatches:
                 self.position = 0
             index = self.order[self.position : self.position + self.batch]
             self.position += self.batch
+        rank, world = self.share
+        if world > 1:
+            per_rank = self.batch // world
+            index = index[rank * per_rank : (rank + 1) * per_rank]
         return self.images[index].float().mul_(self.scale).add_(self.offset)
 
     # --- resume ---------------------------------------------------------------------------

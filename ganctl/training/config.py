@@ -24,6 +24,7 @@ class TrainConfig:
     amp: bool | None = None
     channels_last: bool = True  # NHWC memory layout: faster convolutions on CPU and GPU
     compile: bool = False  # torch.compile both networks (fused kernels; minutes of warm-up on a CPU)
+    sync_bn: bool = False  # under torchrun: batch norm over the global batch (SyncBatchNorm; CUDA only)
     seed: int = 0
     max_steps: int | None = None  # stop after this many iterations (smoke runs)
     checkpoint_every: int | None = None  # iterations between checkpoints; None: once per epoch

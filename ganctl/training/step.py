@@ -81,6 +81,8 @@ class TrainStep:
         penalty_rng: torch.Generator | None = None,
         augment: DiffAugment | None = None,
         ema: GeneratorEMA | None = None,
+        average_gradients: Callable[[list[torch.Tensor]], None] | None = None,
+        latent_share: tuple[int, int] = (0, 1),
     ) -> None:
         self.nets = nets
         self.G, self.D = nets.G, nets.D
@@ -96,6 +98,10 @@ class TrainStep:
         self.stats = stats
         self.regularizer, self.penalty_rng = regularizer, penalty_rng
         self.augment, self.ema = augment, ema
+        # under torchrun: gradients averaged over the processes before each optimiser step, and
+        # latents drawn for the whole (global) batch, of which this process keeps its share
+        self.average_gradients = average_gradients
+        self.latent_share = latent_share
         self.lazy_reg = regularizer is not None and recipe.reg_every > 1
         self.iteration = 0  # iterations completed before the current one
         # the images of the last D update, for the lazy regularisation phase
@@ -119,6 +125,8 @@ class TrainStep:
             # keep the shared graph alive for the next network's backward (simultaneous update)
             losses[net].backward(inputs=self.params[net], retain_graph=i + 1 < len(phase.nets))
         for net in phase.nets:
+            if self.average_gradients is not None:
+                self.average_gradients(self.params[net])
             self.optimizers[net].step()
             if net == "G" and self.ema is not None:
                 self.ema.update(self.iteration + 1)
@@ -152,7 +160,9 @@ class TrainStep:
 
     # --- helpers ----------------------------------------------------------------------------
     def _latents(self, n: int) -> torch.Tensor:
-        return torch.randn(n, self.recipe.latent_dim, generator=self.latent_rng, device=self.device)
+        rank, world = self.latent_share
+        z = torch.randn(n * world, self.recipe.latent_dim, generator=self.latent_rng, device=self.device)
+        return z[rank * n : (rank + 1) * n] if world > 1 else z
 
     def _fakes_for_d(self, n: int) -> torch.Tensor:
         # D's half of the Keras loop: G is only evaluated (Keras' g_model.predict), no graph kept
