@@ -322,7 +322,13 @@ def start(backend: str = "auto") -> Processes:
         if cuda and local < torch.cuda.device_count():
             torch.cuda.set_device(local)  # NCCL's communicator of this rank lives on its own GPU
         with _collective("joining the other processes"):
-            torch.distributed.init_process_group(backend="cpu:gloo,cuda:nccl" if cuda else "gloo")
+            # torchrun's store outlives a restart (--max-restarts): the keys of each attempt are kept
+            # apart, or the new processes could read the addresses of the ones that died
+            store, _, _ = next(torch.distributed.rendezvous("env://"))
+            store = torch.distributed.PrefixStore(f"ganctl-attempt-{restart}/", store)
+            torch.distributed.init_process_group(
+                backend="cpu:gloo,cuda:nccl" if cuda else "gloo", store=store, rank=rank, world_size=world
+            )
     return _current
 
 

@@ -123,30 +123,49 @@ def rank_pid(launcher: int, rank: int) -> int | None:
     return None
 
 
-@pytest.mark.slow  # two torchrun launches
-def test_sigkill_of_one_rank_stops_the_run_and_resume_is_bitwise_identical(straight_run, tmp_path):
-    run = tmp_path / "killed"
-    launcher = subprocess.Popen(
-        torchrun_command(["train", *ARGS, "--out", str(run)]), cwd=tmp_path, env=environment(tmp_path),
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+def launch_and_kill_rank_1(tmp_path: Path, torchrun_options: list[str], run: Path) -> subprocess.Popen:
+    """Start a 2-process run and SIGKILL rank 1 once the first checkpoint is on disk."""
+    command = torchrun_command(["train", *ARGS, "--out", str(run)])
+    command[3:3] = torchrun_options  # after `-m torch.distributed.run`
+    launcher = subprocess.Popen(command, cwd=tmp_path, env=environment(tmp_path), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
     while not list_checkpoints(run / "checkpoints") and time.time() < deadline and launcher.poll() is None:
         time.sleep(0.05)
     victim = rank_pid(launcher.pid, 1)
     assert victim is not None and launcher.poll() is None, "the run ended before a rank could be killed"
     os.kill(victim, signal.SIGKILL)
-    _, stderr = launcher.communicate(timeout=120)
-    assert launcher.returncode != 0
-    assert not (run / "generator.safetensors").exists()
+    return launcher
 
-    resumed = torchrun(tmp_path, ["train", *ARGS, "--out", str(run), "--resume"])
-    assert resumed.returncode == 0, resumed.stderr
+
+def assert_same_generator_as(straight_run: Path, run: Path) -> None:
     straight = next(p for p in (straight_run / "runs").iterdir() if p.is_dir())
     a, b = tensors(straight / "generator.safetensors"), tensors(run / "generator.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     lines = (run / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(line)["step"] for line in lines] == [4, 8, 12]
+
+
+@pytest.mark.slow  # two torchrun launches
+def test_sigkill_of_one_rank_stops_the_run_and_resume_is_bitwise_identical(straight_run, tmp_path):
+    run = tmp_path / "killed"
+    launcher = launch_and_kill_rank_1(tmp_path, [], run)
+    launcher.communicate(timeout=120)
+    assert launcher.returncode != 0
+    assert not (run / "generator.safetensors").exists()
+
+    resumed = torchrun(tmp_path, ["train", *ARGS, "--out", str(run), "--resume"])
+    assert resumed.returncode == 0, resumed.stderr
+    assert_same_generator_as(straight_run, run)
+
+
+@pytest.mark.slow
+def test_torchrun_restarts_resume_from_the_newest_checkpoint_by_themselves(straight_run, tmp_path):
+    run = tmp_path / "restarted"
+    launcher = launch_and_kill_rank_1(tmp_path, ["--max-restarts", "1"], run)
+    _, stderr = launcher.communicate(timeout=300)
+    assert launcher.returncode == 0, stderr
+    assert f"torchrun restart 1: resuming {run} from its newest checkpoint" in stderr
+    assert_same_generator_as(straight_run, run)
 
 
 def test_resume_with_another_world_size_continues_and_says_so_in_one_line(straight_run, tmp_path):

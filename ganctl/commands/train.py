@@ -154,7 +154,7 @@ def _resolve(processes, arch, seed, resume, out_dir, recipe_overrides, run_overr
         candidate = out_dir or runs.latest_run()
         if candidate is not None and (Path(candidate) / runs.CONFIG).is_file():
             resume, out_dir = True, Path(candidate)
-            err.print(f"torchrun restart {processes.restart}: resuming {candidate} from its newest checkpoint", markup=False)
+            err.print(f"torchrun restart {processes.restart}: resuming {candidate} from its newest checkpoint", markup=False, soft_wrap=True)
     if resume:
         run_dir = out_dir or runs.latest_run()
         if run_dir is None:
