@@ -91,11 +91,12 @@ def test_two_processes_write_one_run_folder_one_metrics_file_and_a_loadable_gene
 def test_two_processes_average_gradients_like_one_process_with_the_same_global_batch(tmp_path):
     """No batch norm, no dropout: 2 processes × 8 images compute what 1 process × 16 does (to float
     tolerance), in every phase: D, lazy R1 (double backward), G, and the EMA after it."""
-    args = ["--plugin", str(EXAMPLE_PLUGIN), "train", "--arch", "tiny-mlp-gan", "--limit", "256", "--batch-size", "16",
-            "--max-steps", "6", "--reg", "r1", "--reg-every", "2", "--ema-kimg", "0.05", "--log-every", "3", "--quiet"]
-    two = torchrun(tmp_path, [*args, "--out", str(tmp_path / "two")])
+    args = ["--plugin", str(EXAMPLE_PLUGIN), "train", "--arch", "tiny-mlp-gan", "--limit", "256", "--max-steps", "6",
+            "--reg", "r1", "--reg-every", "2", "--ema-kimg", "0.05", "--log-every", "3", "--quiet"]
+    two = torchrun(tmp_path, [*args, "--batch-per-gpu", "8", "--out", str(tmp_path / "two")])
     assert two.returncode == 0, two.stderr
-    one = ganctl(tmp_path, [*args, "--out", str(tmp_path / "one")])
+    assert json.loads((tmp_path / "two" / "config.json").read_text())["recipe"]["batch_size"] == 16  # the global batch
+    one = ganctl(tmp_path, [*args, "--batch-size", "16", "--out", str(tmp_path / "one")])
     assert one.returncode == 0, one.stderr
     for name in ("generator.safetensors", "generator-raw.safetensors"):
         a, b = tensors(tmp_path / "one" / name), tensors(tmp_path / "two" / name)
@@ -168,6 +169,28 @@ def test_torchrun_restarts_resume_from_the_newest_checkpoint_by_themselves(strai
     assert_same_generator_as(straight_run, run)
 
 
+@pytest.mark.slow
+def test_ctrl_c_under_torchrun_saves_one_checkpoint_together_and_says_so_once(tmp_path):
+    run = tmp_path / "run"
+    args = [a if a != "12" else "100000" for a in ARGS]  # a run that would go on for a long time
+    launcher = subprocess.Popen(
+        torchrun_command(["train", *args, "--out", str(run)]), cwd=tmp_path, env=environment(tmp_path),
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )  # fmt: skip
+    deadline = time.time() + 120
+    while not (run / "metrics.jsonl").is_file() or not (run / "metrics.jsonl").read_text():
+        assert time.time() < deadline and launcher.poll() is None, "the run did not start"
+        time.sleep(0.1)
+    os.killpg(launcher.pid, signal.SIGINT)  # Ctrl-C in a terminal reaches torchrun and every process
+    _, stderr = launcher.communicate(timeout=120)
+    assert launcher.returncode != 0
+    said = [line for line in stderr.splitlines() if "interrupted at step" in line]
+    assert len(said) == 1, stderr
+    step = int(said[0].split("interrupted at step ")[1].split(";")[0])
+    assert step % 4 == 0  # at a log interval, where the processes agree
+    assert load_checkpoint(list_checkpoints(run / "checkpoints")[-1]).step == step
+
+
 def test_resume_with_another_world_size_continues_and_says_so_in_one_line(straight_run, tmp_path):
     import shutil
 
@@ -212,6 +235,38 @@ def test_a_run_folder_another_training_holds_is_refused_on_rank_0(straight_run, 
     assert result.returncode != 0
     assert ganctl_errors(result.stderr) == [f"Error: another training is already running in {run}"]
     assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before  # nothing touched
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (["--sync-bn", "--device", "cpu"], "--sync-bn needs CUDA GPUs: PyTorch's SyncBatchNorm does not run on the CPU"),
+        (["--batch-per-gpu", "8", "--batch-size", "16"], "give --batch-size (the global batch) or --batch-per-gpu, not both"),
+        (["--batch-per-gpu", "0"], "--batch-per-gpu must be at least 1, not 0"),
+        (["--dist-backend", "mpi"], "unknown --dist-backend 'mpi'; use auto, nccl or gloo"),
+    ],
+)
+def test_bad_distributed_options_in_one_process_are_refused_in_one_line(options, message, tmp_path):
+    from typer.testing import CliRunner
+
+    from ganctl.cli import app
+
+    args = ["train", *[a for a in ARGS if a not in ("--batch-size", "16")], *options, "--out", str(tmp_path / "run")]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code != 0
+    assert [line for line in result.stderr.splitlines() if line.strip()] == [f"Error: {message}"]
+    assert not (tmp_path / "run").exists()
+
+
+def test_batch_per_gpu_in_one_process_is_the_batch(tmp_path):
+    from typer.testing import CliRunner
+
+    from ganctl.cli import app
+
+    args = ["train", "--arch", "mnist-dcgan", "--batch-per-gpu", "24", "--dry-run", "--out", str(tmp_path / "run")]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.stderr
+    assert any(line.split()[:2] == ["batch_size", "24"] for line in result.stdout.splitlines())
 
 
 # --- the helpers, in one process --------------------------------------------------------------------

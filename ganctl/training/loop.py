@@ -379,10 +379,12 @@ class Trainer:
             if self._stop_requested():
                 self._checkpoint()
                 self._progress_animation()
-                raise TrainingInterrupted(
+                interrupted = TrainingInterrupted(
                     f"interrupted at step {self.step}; checkpoint saved; continue with "
                     f"`ganctl train --resume --out {self.run_dir}`"
                 )
+                interrupted.quiet = not self.processes.is_writer  # (under torchrun: rank 0 says it once)
+                raise interrupted
         self._finish()
 
     def _stop_requested(self) -> bool:
