@@ -89,7 +89,8 @@ def handles_errors(command: F) -> F:
             check_numbers(kwargs)
             return command(*args, **kwargs)
         except GanctlError as exc:
-            report_error(str(exc))
+            if not getattr(exc, "quiet", False):  # (under torchrun: another process already said why)
+                report_error(str(exc))
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
             err.print("Interrupted.")

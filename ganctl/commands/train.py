@@ -13,6 +13,7 @@ DATA = "Data"
 OPTIM = "Optimisation"
 RUN = "Run folder and output"
 HW = "Device"
+DIST = "Several processes (under torchrun, see docs/distributed.md)"
 EVAL = "Evaluation (FID/KID, see docs/eval.md)"
 MODERN = "Stabilisers and quality (all off in the tutorials' recipes; see docs/train.md)"
 
@@ -20,7 +21,7 @@ MODERN = "Stabilisers and quality (all off in the tutorials' recipes; see docs/t
 # --eval-n is not among them: figures of different sample counts do not compare.
 RESUMABLE = {
     "epochs", "max_steps", "device", "quiet", "checkpoint_every", "keep_checkpoints", "log_every", "compile",
-    "eval_every", "inception", "tensorboard", "stream_data",
+    "eval_every", "inception", "tensorboard", "stream_data", "sync_bn",
 }  # fmt: skip
 
 
@@ -80,6 +81,10 @@ def train_command(
     channels_last: Annotated[Optional[bool], typer.Option("--channels-last/--no-channels-last", help="NHWC memory layout (default on).", rich_help_panel=HW)] = None,
     compile: Annotated[Optional[bool], typer.Option("--compile/--no-compile", help="torch.compile the networks (default off: eager).", rich_help_panel=HW)] = None,
     stream_data: Annotated[Optional[bool], typer.Option("--stream-data/--no-stream-data", help="Keep the images in host memory and copy each batch over (default: only when they do not fit on the device).", rich_help_panel=HW)] = None,
+    # several processes
+    batch_per_gpu: Annotated[Optional[int], typer.Option(help="Images per process and iteration: the batch becomes N × the number of processes (instead of --batch-size, which is the global batch).", rich_help_panel=DIST)] = None,
+    sync_bn: Annotated[Optional[bool], typer.Option("--sync-bn/--no-sync-bn", help="Batch norm over the global batch (SyncBatchNorm; CUDA only). Default: each process's own statistics.", rich_help_panel=DIST)] = None,
+    dist_backend: Annotated[str, typer.Option(help="auto (NCCL for CUDA tensors, gloo for CPU ones) | nccl | gloo.", metavar="NAME", rich_help_panel=DIST)] = "auto",
 ) -> None:
     """Train a GAN with its architecture's recipe; any recipe value can be overridden.
 
@@ -94,28 +99,67 @@ def train_command(
     ganctl train --arch cifar-dcgan --loss hinge --spectral-norm d --ema-kimg 10
 
     ganctl train --arch sngan-resnet --dataset cifar10 --conditional
+
+    torchrun --nproc-per-node 4 -m ganctl train --arch cifar-dcgan
     """
+    from ganctl import distributed
+    from ganctl.commands.common import check_at_least
+    from ganctl.errors import GanctlError
+    from ganctl.training.config import TrainConfig
+
+    processes = distributed.start(dist_backend)  # under torchrun: join the other processes
+    try:
+        if batch_per_gpu is not None:
+            try:
+                check_at_least("--batch-per-gpu", batch_per_gpu)
+                if batch_size is not None:
+                    raise GanctlError("give --batch-size (the global batch) or --batch-per-gpu, not both")
+            except GanctlError as exc:
+                raise distributed.quiet_unless_first(exc, processes.rank) from None
+            batch_size = batch_per_gpu * processes.world
+        recipe_overrides = {
+            "dataset": dataset, "image_size": image_size, "channels": channels, "epochs": epochs,
+            "batch_size": batch_size, "loss": loss, "g_lr": g_lr or lr, "d_lr": d_lr or lr, "beta1": beta1,
+            "beta2": beta2, "latent_dim": latent_dim, "label_smoothing": label_smoothing,
+            "d_update": d_update, "init": init, "sample_every": sample_every, "d_steps": d_steps,
+            "lr_decay": lr_decay, "regularizer": reg, "reg_weight": reg_weight, "reg_every": reg_every,
+            "ema_kimg": ema_kimg, "ema_start": ema_start, "augment": augment, "spectral_norm": spectral_norm,
+            "conditional": conditional,
+        }
+        run_overrides = {
+            "data_dir": str(data_dir) if data_dir else None, "dataset_limit": limit, "device": device,
+            "amp": amp, "channels_last": channels_last, "compile": compile, "stream_data": stream_data, "max_steps": max_steps, "checkpoint_every": checkpoint_every,
+            "keep_checkpoints": keep_checkpoints, "log_every": log_every, "quiet": quiet or None,
+            "download": False if no_download else None, "eval_every": eval_every, "eval_n": eval_n,
+            "inception": str(inception) if inception else None, "tensorboard": tensorboard, "sync_bn": sync_bn,
+        }
+        # Rank 0 resolves the run (a new run's folder name, a resumed run's config.json) for every process.
+        resolved = processes.together(
+            lambda: _resolve(processes, arch, seed, resume, out_dir, recipe_overrides, run_overrides), writer_only=True
+        )
+        shared = processes.share_json(None if resolved is None else {"config": resolved[0].to_dict(), "resume": resolved[1]})
+        config, resume = resolved if processes.is_writer else (TrainConfig.from_dict(shared["config"]), shared["resume"])
+        if dry_run:  # nothing is loaded or created: the table says so of the run folder
+            if processes.is_writer:
+                _print_config(config, run_dir_note=" (not created: --dry-run)")
+            return
+        _train(config, resume, writer=processes.is_writer)
+    finally:
+        distributed.stop()
+
+
+def _resolve(processes, arch, seed, resume, out_dir, recipe_overrides, run_overrides):
+    """(the run's configuration, whether it resumes) from the command line and, resuming, its config.json."""
     from ganctl import runs
     from ganctl.registry import ARCHITECTURES
     from ganctl.training.config import TrainConfig
-    from ganctl.training.loop import Trainer
 
-    recipe_overrides = {
-        "dataset": dataset, "image_size": image_size, "channels": channels, "epochs": epochs,
-        "batch_size": batch_size, "loss": loss, "g_lr": g_lr or lr, "d_lr": d_lr or lr, "beta1": beta1,
-        "beta2": beta2, "latent_dim": latent_dim, "label_smoothing": label_smoothing,
-        "d_update": d_update, "init": init, "sample_every": sample_every, "d_steps": d_steps,
-        "lr_decay": lr_decay, "regularizer": reg, "reg_weight": reg_weight, "reg_every": reg_every,
-        "ema_kimg": ema_kimg, "ema_start": ema_start, "augment": augment, "spectral_norm": spectral_norm,
-        "conditional": conditional,
-    }
-    run_overrides = {
-        "data_dir": str(data_dir) if data_dir else None, "dataset_limit": limit, "device": device,
-        "amp": amp, "channels_last": channels_last, "compile": compile, "stream_data": stream_data, "max_steps": max_steps, "checkpoint_every": checkpoint_every,
-        "keep_checkpoints": keep_checkpoints, "log_every": log_every, "quiet": quiet or None,
-        "download": False if no_download else None, "eval_every": eval_every, "eval_n": eval_n,
-        "inception": str(inception) if inception else None, "tensorboard": tensorboard,
-    }
+    if not resume and processes.restart > 0:
+        # torchrun restarted the processes (--max-restarts): continue the run from its newest checkpoint
+        candidate = out_dir or runs.latest_run()
+        if candidate is not None and (Path(candidate) / runs.CONFIG).is_file():
+            resume, out_dir = True, Path(candidate)
+            err.print(f"torchrun restart {processes.restart}: resuming {candidate} from its newest checkpoint", markup=False, soft_wrap=True)
     if resume:
         run_dir = out_dir or runs.latest_run()
         if run_dir is None:
@@ -135,9 +179,15 @@ def train_command(
         from ganctl.tensorboard_sink import require_tensorboard
 
         require_tensorboard()
-    if dry_run:  # nothing is loaded or created: the table says so of the run folder
-        _print_config(config, run_dir_note=" (not created: --dry-run)")
-        return
+    return config, resume
+
+
+def _train(config, resume: bool, *, writer: bool) -> None:
+    """Train; only the process that writes the run folder (rank 0) shows progress and news."""
+    from ganctl.training.loop import Trainer
+
+    if not writer:
+        config.quiet = True
     # The table is printed once the data is loaded and the run folder made (just before the
     # first step), so a missing dataset or a refused run is reported alone, first.
     progress = None if config.quiet else ProgressView(before_start=lambda: _print_config(config))

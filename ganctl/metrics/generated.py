@@ -26,9 +26,11 @@ def generated_features(
     progress: Progress = no_progress,
     log: Log | None = None,
     labels=None,
+    part: slice | None = None,
 ) -> SideResult:
     """Features of ``n`` images from ``generator`` (z ~ N(0, I) drawn on the CPU from ``seed``);
-    ``labels``: the ``n`` classes of a conditional generator's images."""
+    ``labels``: the ``n`` classes of a conditional generator's images; with ``part``, of those
+    images only (the share of one of several processes measuring the n together)."""
     import torch
 
     from ganctl.images import individual_names, save_each
@@ -37,15 +39,20 @@ def generated_features(
 
     device = torch.device(device)
     latents = random_latents(n, latent_dim, seed)
+    names = individual_names(n)
+    own_labels = labels
+    if part is not None:
+        latents, names = latents[part], names[part]
+        own_labels = None if labels is None else labels[part]
     extractor = feature_extractor(weights, device, logits=logits, compile=compile, log=log)
     was_training = generator.training
     generator.eval()  # batch norm in inference mode while measuring
     start = time.perf_counter()
     try:
-        batches = generate(generator, latents, pixel_range, device=device, batch_size=batch_size, labels=labels)
+        batches = generate(generator, latents, pixel_range, device=device, batch_size=batch_size, labels=own_labels)
         if save_images is not None:
-            batches = save_each(batches, save_images, individual_names(n))
-        features, lg = extract(batches, extractor, n, label="Generating and measuring", progress=progress)
+            batches = save_each(batches, save_images, names)
+        features, lg = extract(batches, extractor, len(latents), label="Generating and measuring", progress=progress)
     finally:
         generator.train(was_training)
     seconds = time.perf_counter() - start

@@ -24,11 +24,15 @@ class RealBatches:
         device: torch.device,
         seed: int,
         labels: torch.Tensor | None = None,
+        share: tuple[int, int] = (0, 1),
     ) -> None:
         self.device = device
         self.images = self._hold(images)
         self.labels = None if labels is None else labels.to(device)  # small: always on the device
-        self.batch = batch
+        self.batch = batch  # images drawn per call over all processes
+        # (rank, world size) under torchrun: every process draws the same global batch from the
+        # same stream and keeps its own slice, so an epoch is one pass over the data for all of them
+        self.share = share
         self.sampling = sampling
         low, high = pixel_range
         self.scale, self.offset = (high - low) / 255.0, low
@@ -72,6 +76,10 @@ class RealBatches:
                 self.position = 0
             index = self.order[self.position : self.position + self.batch]
             self.position += self.batch
+        rank, world = self.share
+        if world > 1:
+            per_rank = self.batch // world
+            index = index[rank * per_rank : (rank + 1) * per_rank]
         return index
 
     # --- resume ---------------------------------------------------------------------------

@@ -70,12 +70,18 @@ class NamedState:
             lambda _, values: [setattr(obj, f, values[f]) for f in fields],
         )
 
-    def save(self, path: Path, *, step: int) -> None:
+    def collect(self) -> tuple[Tensors, dict[str, Any]]:
+        """Every part's tensors (copied to the CPU) and values. Under torchrun every process calls
+        it, because parts of its own (random states) are gathered to the one that writes."""
         tensors: Tensors = {}
         values: dict[str, Any] = {}
         for name, part in self.parts.items():
             part_tensors, values[name] = part.save()
             tensors.update({f"{name}/{k}": v.detach().to("cpu", copy=True).contiguous() for k, v in part_tensors.items()})
+        return tensors, values
+
+    def save(self, path: Path, *, step: int) -> None:
+        tensors, values = self.collect()
         metadata = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,

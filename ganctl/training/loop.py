@@ -21,6 +21,7 @@ generator's state is in the checkpoint, and nothing outside the step draws from 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import signal
@@ -32,9 +33,9 @@ from typing import Any
 
 import torch
 
-from ganctl import __version__, runs
+from ganctl import __version__, distributed, runs
 from ganctl.conditional import GridLayout, class_counts
-from ganctl.device import resolve_device, use_amp
+from ganctl.device import use_amp
 from ganctl.errors import GanctlError
 from ganctl.fileio import atomic_write_json
 from ganctl.images import grid, save_animation_of_files, save_png, to_pil, to_uint8
@@ -91,19 +92,19 @@ class Trainer:
         self.warn = warn or (lambda message: print(message, file=sys.stderr, flush=True))
         self.progress = progress  # a ganctl.commands.train.ProgressView, or None
         self.run_dir = Path(config.run_dir)
+        # under torchrun: this process's place among the run's processes (one process: rank 0 of 1)
+        self.processes = distributed.current()
+        self.per_rank = distributed.PerRankParts(self.processes)
         self._interrupted = False
         self.last_checkpoint: Path | None = None
 
     # ------------------------------------------------------------------------------------
     def run(self) -> Path:
-        # Everything that can be wrong with the request is found before the run folder is made.
-        self._load_data()
-        self._check_run_dir()
-        self._make_run_dir()
-        # The lock before anything is removed or written: a second `train --resume` started
-        # while this one runs must not touch its files (its temporary files above all).
-        with RunFolderLock(self.run_dir):
-            self._prepare_run_dir()
+        # Everything that can be wrong with the request is found before the run folder is made
+        # (under torchrun, a refusal on any process stops them all).
+        self.processes.together(self._load_data)
+        with contextlib.ExitStack() as held:
+            self.processes.together(lambda: self._open_run_dir(held), writer_only=True)
             self._setup()
             previous = signal.getsignal(signal.SIGINT)
             signal.signal(signal.SIGINT, self._on_interrupt)
@@ -123,6 +124,15 @@ class Trainer:
         self._interrupted = True
 
     # --- set-up ---------------------------------------------------------------------------
+    def _open_run_dir(self, held: contextlib.ExitStack) -> None:
+        """Make and lock the run folder, then write its config (rank 0 alone: the others never touch it)."""
+        self._check_run_dir()
+        self._make_run_dir()
+        # The lock before anything is removed or written: a second `train --resume` started
+        # while this one runs must not touch its files (its temporary files above all).
+        held.enter_context(RunFolderLock(self.run_dir))
+        self._prepare_run_dir()
+
     def _check_run_dir(self) -> None:
         """A new run only goes into an empty folder (stale temporary files and the lock don't count)."""
         if not self.resume and self.run_dir.exists() and holds_files(self.run_dir):
@@ -158,7 +168,10 @@ class Trainer:
         from ganctl.image_cache import load_images_to_stream
 
         c, r = self.config, self.recipe
-        self.device = resolve_device(c.device)
+        self.device = self.processes.device_for(c.device)
+        self.processes.check_batch(r.batch_size, real_per_step(r), halves=r.d_update in ("separate", "joint"))
+        if c.sync_bn and self.device.type != "cuda":
+            raise GanctlError("--sync-bn needs CUDA GPUs: PyTorch's SyncBatchNorm does not run on the CPU")
         self.arch = ARCHITECTURES.get(c.arch).obj
         self.arch.check(**self.arch.arch_args(r.image_size, r.channels, r.latent_dim))  # before minutes of loading
         if r.conditional:
@@ -198,7 +211,7 @@ class Trainer:
             self.evaluation = TrainingEval(
                 dataset=r.dataset, data_dir=Path(c.data_dir) if c.data_dir else None, image_size=r.image_size,
                 channels=r.channels, train_images=self.images.shape[0], n=c.eval_n, inception=c.inception,
-                download=c.download, device=self.device, say=self.say,
+                download=c.download, device=self.device, say=self.say, processes=self.processes,
             )  # fmt: skip
         self.last_eval_step = -1
 
@@ -210,6 +223,13 @@ class Trainer:
             apply_spectral_norm(generator)
         if r.spectral_norm in ("d", "both"):
             apply_spectral_norm(discriminator)
+        p = self.processes
+        if p.distributed:
+            if c.sync_bn:  # batch statistics over the global batch instead of each process's share
+                generator = torch.nn.SyncBatchNorm.convert_sync_batchnorm(generator)
+                discriminator = torch.nn.SyncBatchNorm.convert_sync_batchnorm(discriminator)
+            # the networks start alike on every process; dropout and other global draws differ
+            torch.manual_seed(distributed.rank_seed(c.seed, p.rank))
         layout = torch.channels_last if c.channels_last else torch.contiguous_format
         self.G = generator.to(self.device, memory_format=layout)
         self.D = discriminator.to(self.device, memory_format=layout)
@@ -225,7 +245,7 @@ class Trainer:
 
         self.real = real_batches(
             self.images.contiguous(memory_format=layout), batch=real_per_step(r), sampling=r.sampling, pixel_range=r.pixel_range,
-            device=self.device, seed=c.seed + 1, labels=self.labels, stream=c.stream_data, say=self.say,
+            device=self.device, seed=c.seed + 1, labels=self.labels, share=(p.rank, p.world), stream=c.stream_data, say=self.say,
         )
         del self.images  # now inside self.real (on the device unless streamed)
         self.latent_rng = torch.Generator(device=self.device)
@@ -235,9 +255,11 @@ class Trainer:
         # a conditional grid: one row per class, the same latents in every row
         self.grid = GridLayout.for_run(r.sample_grid, len(self.class_names))
         self.fixed_z = torch.randn(self.grid.latents, r.latent_dim, generator=fixed).repeat(self.grid.rows_of_latents, 1).to(self.device)
-        self.augment = DiffAugment(r.augment, r.pixel_range, self.device, seed=c.seed + 4) if r.augment else None
+        # each process's own streams (rank 0's are the single-process ones)
+        own_seed = distributed.rank_seed(c.seed, p.rank)
+        self.augment = DiffAugment(r.augment, r.pixel_range, self.device, seed=own_seed + 4) if r.augment else None
         self.penalty_rng = torch.Generator(device=self.device)
-        self.penalty_rng.manual_seed(c.seed + 5)
+        self.penalty_rng.manual_seed(own_seed + 5)
         self.ema = None
         if r.ema_kimg is not None:
             self.ema = GeneratorEMA(self.G, half_life_kimg=r.ema_kimg, batch_size=r.batch_size, rampup=r.ema_rampup,
@@ -255,11 +277,14 @@ class Trainer:
             self.G, self.D, self.g_opt, self.d_opt,
             G_forward=torch.compile(self.G) if c.compile else None, D_forward=torch.compile(self.D) if c.compile else None,
         )  # fmt: skip
+        # the step sees this process's share of the batch (the recipe's batch is the global one)
         self.step_fn = TrainStep(
-            nets, loss=self.loss_class(real_target=1.0 - r.label_smoothing), recipe=r, real=self.real,
+            nets, loss=self.loss_class(real_target=1.0 - r.label_smoothing), recipe=r.replace(batch_size=r.batch_size // p.world),
+            real=self.real,
             latent_rng=self.latent_rng, device=self.device, amp=use_amp(self.device, c.amp), stats=self.stats,
             regularizer=self.regularizer_class() if self.regularizer_class else None, penalty_rng=self.penalty_rng,
-            augment=self.augment, ema=self.ema,
+            augment=self.augment, ema=self.ema, average_gradients=p.average_gradients if p.distributed else None,
+            latent_share=(p.rank, p.world),
             class_weights=torch.tensor(self.class_counts, dtype=torch.float, device=self.device) if self.class_names else None,
         )  # fmt: skip
         self.step = 0
@@ -270,10 +295,10 @@ class Trainer:
         self.state = self._named_state()
         if self.resume:
             self._restore()
-        else:
+        elif p.is_writer:
             (self.run_dir / runs.METRICS).touch()
         self.tensorboard = None
-        if c.tensorboard:
+        if c.tensorboard and p.is_writer:
             from ganctl.tensorboard_sink import TensorBoardSink
 
             # on resume, TensorBoard hides what the interrupted session wrote after the checkpoint
@@ -295,18 +320,32 @@ class Trainer:
         if self.ema is not None:
             state.add_module("G_ema", self.ema.average)
         state.add("real", lambda: (self.real.state(), None), lambda tensors, _: self.real.load_state(tensors))
-        state.add_rng("rng_latent", self.latent_rng)
-        state.add_rng("rng_penalty", self.penalty_rng)
+        state.add_rng("rng_latent", self.latent_rng)  # the latents of the global batch: one stream for all processes
+        # each process's own: every rank's are saved (one process: as they always were)
+        own = self.per_rank.wrap
+        state.add("rng_penalty", *own(*self._rng_part(self.penalty_rng, 5)))
         if self.augment is not None:
-            state.add_rng("rng_augment", self.augment.rng)
-        state.add("rng_torch", self._global_rng_state, self._load_global_rng_state)
+            state.add("rng_augment", *own(*self._rng_part(self.augment.rng, 4)))
+        state.add("rng_torch", *own(self._global_rng_state, self._load_global_rng_state, lambda: torch.manual_seed(self._new_seed())))
         state.add("fixed_z", lambda: ({"z": self.fixed_z}, None), lambda t, _: setattr(self, "fixed_z", t["z"].to(self.device)))
-        state.add("stats", self.stats.state, lambda t, values: self.stats.load_state(t, values, self.device))
+        state.add("stats", *own(self.stats.state, lambda t, values: self.stats.load_state(t, values, self.device), self.stats.reset))
         state.add_values("collapse_watch", self.collapse, ("_run", "reported"))
         state.add_values("diversity_watch", self.diversity, ("peak",))
         state.add_values("d_wins_watch", self.d_wins, ("_run", "reported"))
         state.add_values("blank_watch", self.blank_watch, ("_run", "reported"))
         return state
+
+    def _rng_part(self, generator: torch.Generator, offset: int):
+        """save, load and start-afresh of one of a process's own random generators."""
+        return (
+            lambda: ({"state": generator.get_state()}, None),
+            lambda t, _: generator.set_state(t["state"]),
+            lambda: generator.manual_seed(self._new_seed() + offset),
+        )
+
+    def _new_seed(self) -> int:
+        """A process's seed for new streams, when a checkpoint of another world size cannot give it its own."""
+        return distributed.rank_seed(self.config.seed, self.processes.rank, restart_step=max(self.step, 1))
 
     def _progress_values(self) -> dict[str, Any]:
         best = self.evaluation.best_fid if self.evaluation else math.inf
@@ -356,14 +395,22 @@ class Trainer:
                     self._evaluate()
             if self.step % self.checkpoint_every == 0:
                 self._checkpoint()
-            if self._interrupted:
+            if self._stop_requested():
                 self._checkpoint()
                 self._progress_animation()
-                raise TrainingInterrupted(
+                interrupted = TrainingInterrupted(
                     f"interrupted at step {self.step}; checkpoint saved; continue with "
                     f"`ganctl train --resume --out {self.run_dir}`"
                 )
+                interrupted.quiet = not self.processes.is_writer  # (under torchrun: rank 0 says it once)
+                raise interrupted
         self._finish()
+
+    def _stop_requested(self) -> bool:
+        """Ctrl-C or SIGTERM; under torchrun the processes agree at each log interval, so all stop at one step."""
+        if not self.processes.distributed:
+            return self._interrupted
+        return self.step % self.config.log_every == 0 and self.processes.any_rank(self._interrupted)
 
     def _finish(self) -> None:
         if self.stats:
@@ -389,7 +436,7 @@ class Trainer:
 
     # --- logging and health ---------------------------------------------------------------
     def _log(self) -> None:
-        stats = self.stats.read()  # the one host sync per interval
+        stats = self.processes.read_stats(self.stats)  # the one host sync per interval (averaged over processes)
         now, then = time.perf_counter(), self._clock
         steps = self.step - then[1]
         check_finite(stats, self.step, str(self.last_checkpoint) if self.last_checkpoint else None)
@@ -431,6 +478,8 @@ class Trainer:
         self.say(f"warning: {message}")
 
     def _append_metrics(self, record: dict[str, Any]) -> None:
+        if not self.processes.is_writer:
+            return
         with open(self.run_dir / runs.METRICS, "a") as f:
             f.write(json.dumps(record) + "\n")
         if self.tensorboard is not None:  # the same record, from values already on the host
@@ -439,6 +488,8 @@ class Trainer:
     # --- samples, snapshots, checkpoints --------------------------------------------------
     @torch.no_grad()
     def _samples(self, tag: str) -> None:
+        if not self.processes.is_writer:  # grids and snapshots are rank 0's (no random draw: nothing to keep in step)
+            return
         low_high = self.recipe.pixel_range
         generator = self._sampling_generator()
         was_training = generator.training
@@ -472,6 +523,8 @@ class Trainer:
 
     def _progress_animation(self) -> None:
         """progress.gif from the grids so far, built once (at the end or on interruption), not per grid."""
+        if not self.processes.is_writer:
+            return
         frames = sorted((self.run_dir / runs.SAMPLES).glob("epoch-*.png"))
         if (self.run_dir / runs.SAMPLES / "final.png").exists():
             frames.append(self.run_dir / runs.SAMPLES / "final.png")
@@ -482,6 +535,9 @@ class Trainer:
         started = time.perf_counter()
         conditional = {"class_weights": self.class_counts} if self.class_counts else {}  # the classes in the training set's proportions
         result = self.evaluation.measure(self._sampling_generator(), self.recipe.pixel_range, self.recipe.latent_dim, **conditional)
+        if result is None:  # under torchrun, a process that measured its share: rank 0 has the figures
+            self.last_eval_step = self.step
+            return
         best = self.evaluation.is_best(result["fid"])
         record = {
             "step": self.step,
@@ -511,6 +567,8 @@ class Trainer:
 
     def _save_generator(self, path: Path, *, raw: bool = False, **extra: Any) -> None:
         """A generator file: the EMA weights when EMA is on (unless ``raw``); spectral norm baked in."""
+        if not self.processes.is_writer:
+            return
         network = self.G if raw else self._sampling_generator()
         weights = "ema" if network is not self.G else "raw"
         if has_parametrizations(network):
@@ -536,9 +594,14 @@ class Trainer:
 
     def _checkpoint(self) -> None:
         if self.stats:  # never save a state whose losses went non-finite
-            check_finite(self.stats.read(), self.step, str(self.last_checkpoint) if self.last_checkpoint else None)
+            stats = self.processes.read_stats(self.stats)
+            check_finite(stats, self.step, str(self.last_checkpoint) if self.last_checkpoint else None)
         folder = self.run_dir / runs.CHECKPOINTS
         path = ckpt.checkpoint_path(folder, self.step)
+        if not self.processes.is_writer:
+            self.state.collect()  # this process's random states go to rank 0, which writes the file
+            self.last_checkpoint = path
+            return
         self.state.save(path, step=self.step)
         if self.tensorboard is not None:  # what precedes a checkpoint is never written again on resume
             self.tensorboard.flush()
@@ -546,17 +609,32 @@ class Trainer:
         ckpt.prune(folder, self.config.keep_checkpoints)
 
     def _restore(self) -> None:
-        """Resume from the newest checkpoint that reads and fits; a damaged one is reported and skipped."""
+        """Resume from the newest checkpoint that reads and fits: rank 0 reads it, every process loads it."""
+        p = self.processes
+        checkpoint = p.together(self._restore_newest, writer_only=True)
+        if not p.distributed:
+            return
+        shared = p.share_json(None if checkpoint is None else {"path": str(checkpoint.path), "step": checkpoint.step, "values": checkpoint.values})
+        if shared is None:  # no checkpoint yet: every process starts from the beginning
+            return
+        tensors = p.share_tensors(checkpoint.tensors if p.is_writer else None)
+        self.last_checkpoint = Path(shared["path"])
+        if not p.is_writer:
+            self.state.load(ckpt.Checkpoint(Path(shared["path"]), shared["step"], tensors, shared["values"]))
+
+    def _restore_newest(self) -> ckpt.Checkpoint | None:
+        """The newest checkpoint that reads and fits, loaded; a damaged one is reported and skipped."""
         folder = self.run_dir / runs.CHECKPOINTS
         found = ckpt.list_checkpoints(folder)
         if not found:
             self.say(f"no checkpoint in {self.run_dir} yet: starting it from the beginning")
             truncate_metrics(self.run_dir / runs.METRICS, 0)
-            return
+            return None
         skipped: list[str] = []
         for path in reversed(found):
             try:
-                self.state.load(ckpt.load_checkpoint(path))
+                checkpoint = ckpt.load_checkpoint(path)
+                self.state.load(checkpoint)
             except GanctlError as exc:
                 # a message for the user even with --quiet: the run goes back further than asked
                 self.warn(f"{exc}; trying the checkpoint before it")
@@ -566,7 +644,13 @@ class Trainer:
             truncate_metrics(self.run_dir / runs.METRICS, self.step)
             instead = f", instead of the damaged {', '.join(skipped)}" if skipped else ""
             (self.warn if skipped else self.say)(f"resuming {self.run_dir} from step {self.step} ({path.name}{instead})")
-            return
+            saved, now = self.per_rank.saved_world, self.processes.world
+            if saved is not None and saved != now:  # (even with --quiet: the run is no longer reproducible)
+                self.warn(
+                    f"the checkpoint was written by {saved} process(es) and this run has {now}: each process starts "
+                    f"new random streams (augmentation, penalties, dropout), so the run continues, but not as it would have"
+                )
+            return checkpoint
         raise GanctlError(
             f"none of the {len(found)} checkpoint(s) in {folder} can be read ({', '.join(skipped)}); "
             "restore one, or move them away to start the run again from the beginning"

@@ -88,6 +88,8 @@ class TrainStep:
         augment: DiffAugment | None = None,
         ema: GeneratorEMA | None = None,
         class_weights: torch.Tensor | None = None,
+        average_gradients: Callable[[list[torch.Tensor]], None] | None = None,
+        latent_share: tuple[int, int] = (0, 1),
     ) -> None:
         self.nets = nets
         self.G, self.D = nets.G, nets.D
@@ -104,6 +106,10 @@ class TrainStep:
         self.regularizer, self.penalty_rng = regularizer, penalty_rng
         self.augment, self.ema = augment, ema
         self.class_weights = class_weights  # images per class, on the device; None: unconditional
+        # under torchrun: gradients averaged over the processes before each optimiser step, and
+        # latents drawn for the whole (global) batch, of which this process keeps its share
+        self.average_gradients = average_gradients
+        self.latent_share = latent_share
         self.lazy_reg = regularizer is not None and recipe.reg_every > 1
         self.iteration = 0  # iterations completed before the current one
         # the images of the last D update, for the lazy regularisation phase
@@ -128,6 +134,8 @@ class TrainStep:
             # keep the shared graph alive for the next network's backward (simultaneous update)
             losses[net].backward(inputs=self.params[net], retain_graph=i + 1 < len(phase.nets))
         for net in phase.nets:
+            if self.average_gradients is not None:
+                self.average_gradients(self.params[net])
             self.optimizers[net].step()
             if net == "G" and self.ema is not None:
                 self.ema.update(self.iteration + 1)
@@ -161,8 +169,15 @@ class TrainStep:
             return self.D_forward(*inputs).float()  # losses in float32 whatever the autocast
 
     # --- helpers ----------------------------------------------------------------------------
+    def _own_share(self, drawn: torch.Tensor) -> torch.Tensor:
+        """This process's rows of a draw made for the whole (global) batch: all of it on one process."""
+        rank, world = self.latent_share
+        n = drawn.shape[0] // world
+        return drawn[rank * n : (rank + 1) * n] if world > 1 else drawn
+
     def _latents(self, n: int) -> torch.Tensor:
-        return torch.randn(n, self.recipe.latent_dim, generator=self.latent_rng, device=self.device)
+        world = self.latent_share[1]
+        return self._own_share(torch.randn(n * world, self.recipe.latent_dim, generator=self.latent_rng, device=self.device))
 
     def _generate(self, z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
         return self.G_forward(z) if labels is None else self.G_forward(z, labels)
@@ -171,7 +186,8 @@ class TrainStep:
         """Classes for G's own batch, as frequent as in the training set (None: unconditional)."""
         if self.class_weights is None:
             return None
-        return torch.multinomial(self.class_weights, n, replacement=True, generator=self.latent_rng)
+        world = self.latent_share[1]
+        return self._own_share(torch.multinomial(self.class_weights, n * world, replacement=True, generator=self.latent_rng))
 
     def _fakes_for_d(self, n: int, labels: torch.Tensor | None = None) -> torch.Tensor:
         # D's half of the Keras loop: G is only evaluated (Keras' g_model.predict), no graph kept
