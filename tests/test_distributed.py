@@ -26,7 +26,8 @@ from ganctl.weights import load_generator
 
 EXAMPLE_PLUGIN = Path(__file__).resolve().parents[1] / "docs" / "example-plugin" / "tiny_gan.py"
 ARGS = ["--arch", "mnist-dcgan", "--dataset", "synthetic", "--limit", "256", "--batch-size", "16",
-        "--max-steps", "12", "--checkpoint-every", "4", "--log-every", "4", "--seed", "7", "--quiet"]
+        "--max-steps", "12", "--checkpoint-every", "4", "--log-every", "4", "--seed", "7", "--quiet",
+        "--no-amp"]  # float32 on any processor: the processes are subprocesses, out of conftest's reach
 
 
 def environment(tmp_path: Path) -> dict[str, str]:
@@ -92,7 +93,7 @@ def test_two_processes_average_gradients_like_one_process_with_the_same_global_b
     """No batch norm, no dropout: 2 processes × 8 images compute what 1 process × 16 does (to float
     tolerance), in every phase: D, lazy R1 (double backward), G, and the EMA after it."""
     args = ["--plugin", str(EXAMPLE_PLUGIN), "train", "--arch", "tiny-mlp-gan", "--limit", "256", "--max-steps", "6",
-            "--reg", "r1", "--reg-every", "2", "--ema-kimg", "0.05", "--log-every", "3", "--quiet"]
+            "--reg", "r1", "--reg-every", "2", "--ema-kimg", "0.05", "--log-every", "3", "--quiet", "--no-amp"]
     two = torchrun(tmp_path, [*args, "--batch-per-gpu", "8", "--out", str(tmp_path / "two")])
     assert two.returncode == 0, two.stderr
     assert json.loads((tmp_path / "two" / "config.json").read_text())["recipe"]["batch_size"] == 16  # the global batch
