@@ -1,9 +1,9 @@
 """Does a conditional MNIST generator draw the digit it is asked for? A classifier says.
 
-    ganctl train --arch sngan-cnn-small --dataset mnist --data-dir ../shared/data/mnist \\
+    ganctl train --arch sngan-cnn-small --dataset mnist --data-dir DATA/mnist \\
         --image-size 28 --channels 1 --conditional --epochs 5 --out runs/cmnist
     python benchmarks/conditional_mnist_check.py --weights runs/cmnist/generator.safetensors \\
-        --data-dir ../shared/data/mnist --grid docs/images/conditional-mnist.png
+        --data-dir DATA/mnist --grid docs/images/conditional-mnist.png
 
 1. A small CNN (two 3x3 conv layers, max pooling, a dense layer; ~99 % on MNIST test after
    two epochs) is trained on MNIST train; its test accuracy is printed as a sanity check.
