@@ -17,9 +17,11 @@ from ganctl.bench.harness import ganctl_step
 STEPS = 3
 
 
-def run_steps(arch: str, *, channels_last: bool, compile: bool, steps: int = STEPS):
+def run_steps(arch: str, *, channels_last: bool, compile: bool, steps: int = STEPS, notes: list[str] | None = None):
     step, generator, recipe = ganctl_step(arch, torch.device("cpu"), amp=False, channels_last=channels_last,
                                      compile=compile, batch_size=8)
+    if notes is not None:
+        step.step.log = notes.append
     for module in step.step.D.modules():
         if isinstance(module, nn.Dropout):
             module.p = 0.0
@@ -56,3 +58,48 @@ def test_compiled_matches_eager(fresh_dynamo):
     # config module attribute deletes it, and every later compile in the process fails)
     with inductor.patch(fallback_random=True):
         assert_same("mnist-dcgan", compile=True, tolerance=1e-3)
+
+
+def test_a_failing_compile_trains_eagerly_from_the_same_draws(monkeypatch):
+    """No C++ compiler (or any failure of torch.compile): one line, then the eager computation
+    of the draws already made, so the run computes exactly what an eager run computes."""
+    eager_losses, eager_weights, _ = run_steps("mnist-dcgan", channels_last=False, compile=False)
+
+    def refuse(*args, **kwargs):
+        raise torch._dynamo.exc.TorchDynamoException("no working C++ compiler")
+
+    monkeypatch.setattr(torch, "compile", lambda fn, **options: refuse)
+    notes = []
+    losses, weights, _ = run_steps("mnist-dcgan", channels_last=False, compile=True, notes=notes)
+    assert torch.equal(losses, eager_losses)
+    for name, value in eager_weights.items():
+        assert torch.equal(weights[name], value)
+    assert notes == ["torch.compile failed (TorchDynamoException); training in eager mode (--no-compile skips compiling)"]
+
+
+def test_an_error_while_training_is_not_taken_for_a_compile_failure(monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(torch, "compile", lambda fn, **options: broken)
+    step, _, _ = ganctl_step("mnist-dcgan", torch.device("cpu"), amp=False, channels_last=False, compile=True, batch_size=8)
+    with pytest.raises(RuntimeError, match="out of memory"):
+        step()
+
+
+@pytest.mark.slow
+# the separate update (D real half, D fake half, G) and the simultaneous one (a plain D update, GD)
+@pytest.mark.parametrize("arch,kinds", [("cifar-dcgan", 3), ("tf-dcgan", 2)])
+def test_every_phase_compiles_as_one_graph(fresh_dynamo, arch, kinds):
+    """Whole-phase compilation: G, augmentation, D, losses and statistics in one graph per phase
+    (forward and backward), with every ingredient on; the lazy penalty stays eager."""
+    from torch._dynamo.utils import counters
+
+    counters.clear()
+    step, _, _ = ganctl_step(arch, torch.device("cpu"), amp=False, channels_last=True, compile=True, batch_size=8, ingredients=True)
+    for _ in range(5):  # past one lazy R1 interval (every 4)
+        step()
+    assert step.step.compiled, "fell back to eager"
+    assert dict(counters["graph_break"]) == {}
+    # one compiled function per kind of phase (the two D updates share theirs)
+    assert len(step.step.compiled) == kinds

@@ -101,14 +101,9 @@ def ganctl_step(arch_name: str, device: torch.device, *, amp: bool | None, chann
     real = RealBatches(images.contiguous(memory_format=layout), batch=real_per_step(recipe), sampling=recipe.sampling,
                        pixel_range=recipe.pixel_range, device=device, seed=1)
     latent_rng = torch.Generator(device=device).manual_seed(2)
-    if compile and recipe.d_update == "simultaneous":  # as the trainer: one graph, two backwards
-        import torch._functorch.config as functorch_config
-
-        functorch_config.donated_buffer = False
     nets = Networks(
         generator, discriminator, make_adam(generator, recipe, recipe.g_lr, device),
         make_adam(discriminator, recipe, recipe.d_lr, device, lazy_interval=recipe.reg_every if regularizer else 1),
-        G_forward=torch.compile(generator) if compile else None, D_forward=torch.compile(discriminator) if compile else None,
     )  # fmt: skip
     step = IteratingStep(TrainStep(
         nets, loss=LOSSES.get(recipe.loss).obj(), recipe=recipe, real=real, latent_rng=latent_rng, device=device,
@@ -117,6 +112,7 @@ def ganctl_step(arch_name: str, device: torch.device, *, amp: bool | None, chann
         augment=DiffAugment(recipe.augment, recipe.pixel_range, device, seed=4) if recipe.augment else None,
         ema=GeneratorEMA(generator, half_life_kimg=recipe.ema_kimg, batch_size=recipe.batch_size, rampup=recipe.ema_rampup,
                          start_step=recipe.ema_start) if recipe.ema_kimg is not None else None,
+        compile=compile,
     ))  # fmt: skip
     return step, generator, recipe
 

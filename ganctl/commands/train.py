@@ -79,7 +79,7 @@ def train_command(
     device: Annotated[Optional[str], typer.Option(help="auto | cpu | cuda | mps (auto: CUDA, then MPS, then CPU).", rich_help_panel=HW)] = None,
     amp: AmpOption = None,
     channels_last: Annotated[Optional[bool], typer.Option("--channels-last/--no-channels-last", help="NHWC memory layout (default on).", rich_help_panel=HW)] = None,
-    compile: Annotated[Optional[bool], typer.Option("--compile/--no-compile", help="torch.compile the networks (default off: eager).", rich_help_panel=HW)] = None,
+    compile: Annotated[Optional[bool], typer.Option("--compile/--no-compile", help="torch.compile each phase of the step whole: G, augmentation, D and losses in one graph (default off: eager; a failed compile falls back to eager).", rich_help_panel=HW)] = None,
     stream_data: Annotated[Optional[bool], typer.Option("--stream-data/--no-stream-data", help="Keep the images in host memory and copy each batch over (default: only when they do not fit on the device).", rich_help_panel=HW)] = None,
     # several processes
     batch_per_gpu: Annotated[Optional[int], typer.Option(help="Images per process and iteration: the batch becomes N × the number of processes (instead of --batch-size, which is the global batch).", rich_help_panel=DIST)] = None,

@@ -41,25 +41,58 @@ class DiffAugment:
         self.rng.manual_seed(seed)
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        return self.apply(images, self.draw(images.shape[0], images.shape[2], images.shape[3], images.device))
+
+    # Drawing and applying are apart so that a compiled training step can take the draws as
+    # inputs: a draw from a torch.Generator would split its graph (torch.compile cannot trace it).
+    def draw(self, n: int, height: int, width: int, device: torch.device) -> dict[str, torch.Tensor]:
+        """The random parameters of one augmentation of ``n`` images, in the policy's order.
+
+        Uniform draws are float32 whatever the images' dtype: under bf16 autocast a bf16 draw
+        would have only 8 bits of resolution.
+        """
+        def uniform() -> torch.Tensor:
+            return torch.rand(n, 1, 1, 1, generator=self.rng, device=device)
+
+        def integers(low: int, high: int) -> torch.Tensor:
+            return torch.randint(low, high, (n, 1, 1), generator=self.rng, device=device)
+
+        params: dict[str, torch.Tensor] = {}
         for name in self.policy:
-            images = getattr(self, f"_{name}")(images)
+            if name == "color":
+                params["brightness"], params["saturation"], params["contrast"] = uniform(), uniform(), uniform()
+            elif name == "translation":
+                max_dy, max_dx = self._shift_limits(height, width)
+                params["dy"], params["dx"] = integers(-max_dy, max_dy + 1), integers(-max_dx, max_dx + 1)
+            else:  # cutout: the square's centre, anywhere such that part of it may hang over the edge (as the reference)
+                size_y, size_x = self._cutout_size(height, width)
+                params["cy"], params["cx"] = integers(0, height + (1 - size_y % 2)), integers(0, width + (1 - size_x % 2))
+        return params
+
+    def apply(self, images: torch.Tensor, params: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The augmentation ``params`` describe (from ``draw``), applied to ``images``: no random draw."""
+        for name in self.policy:
+            images = getattr(self, f"_{name}")(images, params)
         return images
 
-    def _uniform(self, images: torch.Tensor, *shape: int) -> torch.Tensor:
-        return torch.rand(images.shape[0], *shape, generator=self.rng, device=images.device, dtype=images.dtype)
+    @staticmethod
+    def _shift_limits(height: int, width: int, ratio: float = 0.125) -> tuple[int, int]:
+        return int(height * ratio + 0.5), int(width * ratio + 0.5)
 
-    def _color(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + (self._uniform(x, 1, 1, 1) - 0.5) * self.half_range  # brightness
+    @staticmethod
+    def _cutout_size(height: int, width: int, ratio: float = 0.5) -> tuple[int, int]:
+        return int(height * ratio + 0.5), int(width * ratio + 0.5)
+
+    def _color(self, x: torch.Tensor, params: dict[str, torch.Tensor]) -> torch.Tensor:
+        x = x + (params["brightness"].to(x.dtype) - 0.5) * self.half_range
         mean = x.mean(dim=1, keepdim=True)
-        x = (x - mean) * (self._uniform(x, 1, 1, 1) * 2) + mean  # saturation
+        x = (x - mean) * (params["saturation"].to(x.dtype) * 2) + mean
         mean = x.mean(dim=(1, 2, 3), keepdim=True)
-        return (x - mean) * (self._uniform(x, 1, 1, 1) + 0.5) + mean  # contrast
+        return (x - mean) * (params["contrast"].to(x.dtype) + 0.5) + mean
 
-    def _translation(self, x: torch.Tensor, ratio: float = 0.125) -> torch.Tensor:
+    def _translation(self, x: torch.Tensor, params: dict[str, torch.Tensor]) -> torch.Tensor:
         n, _, h, w = x.shape
-        max_dy, max_dx = int(h * ratio + 0.5), int(w * ratio + 0.5)
-        dy = torch.randint(-max_dy, max_dy + 1, (n, 1, 1), generator=self.rng, device=x.device)
-        dx = torch.randint(-max_dx, max_dx + 1, (n, 1, 1), generator=self.rng, device=x.device)
+        dy, dx = params["dy"], params["dx"]
         # Read each output pixel from (y - dy, x - dx) of a zero-padded copy; out of range -> padding.
         rows = (torch.arange(h, device=x.device).view(1, h, 1) - dy + 1).clamp(0, h + 1)
         cols = (torch.arange(w, device=x.device).view(1, 1, w) - dx + 1).clamp(0, w + 1)
@@ -68,14 +101,11 @@ class DiffAugment:
         moved = padded.permute(0, 2, 3, 1)[batch, rows, cols]  # (n, h, w, c)
         return moved.permute(0, 3, 1, 2)
 
-    def _cutout(self, x: torch.Tensor, ratio: float = 0.5) -> torch.Tensor:
-        n, _, h, w = x.shape
-        size_y, size_x = int(h * ratio + 0.5), int(w * ratio + 0.5)
-        # the square's centre, anywhere such that part of it may hang over the edge (as the reference)
-        cy = torch.randint(0, h + (1 - size_y % 2), (n, 1, 1), generator=self.rng, device=x.device)
-        cx = torch.randint(0, w + (1 - size_x % 2), (n, 1, 1), generator=self.rng, device=x.device)
-        ys = torch.arange(h, device=x.device).view(1, h, 1) - cy + size_y // 2  # row within the square
-        xs = torch.arange(w, device=x.device).view(1, 1, w) - cx + size_x // 2
+    def _cutout(self, x: torch.Tensor, params: dict[str, torch.Tensor]) -> torch.Tensor:
+        _, _, h, w = x.shape
+        size_y, size_x = self._cutout_size(h, w)
+        ys = torch.arange(h, device=x.device).view(1, h, 1) - params["cy"] + size_y // 2  # row within the square
+        xs = torch.arange(w, device=x.device).view(1, 1, w) - params["cx"] + size_x // 2
         inside = (ys >= 0) & (ys < size_y) & (xs >= 0) & (xs < size_x)
         keep = (~inside).unsqueeze(1).to(x.dtype)  # (n, 1, h, w)
         return x * keep + self.middle * (1 - keep)

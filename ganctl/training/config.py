@@ -26,7 +26,7 @@ class TrainConfig:
     # The images on the device (False), streamed from host memory (True), or on the device
     # when they fit (None); the same batches either way.
     stream_data: bool | None = None
-    compile: bool = False  # torch.compile both networks (fused kernels; minutes of warm-up on a CPU)
+    compile: bool = False  # torch.compile each phase of the step whole (minutes of warm-up on a CPU)
     sync_bn: bool = False  # under torchrun: batch norm over the global batch (SyncBatchNorm; CUDA only)
     seed: int = 0
     max_steps: int | None = None  # stop after this many iterations (smoke runs)

@@ -265,18 +265,7 @@ class Trainer:
             self.ema = GeneratorEMA(self.G, half_life_kimg=r.ema_kimg, batch_size=r.batch_size, rampup=r.ema_rampup,
                                     start_step=r.ema_start)
         self.stats = StepStats()
-        if c.compile and r.d_update == "simultaneous":
-            # The simultaneous update back-propagates G's and D's losses through one graph
-            # (retain_graph), which compiled graphs with donated buffers refuse.
-            import torch._functorch.config as functorch_config
-
-            functorch_config.donated_buffer = False
-        # Compiled wrappers share the parameters; state is always read from the plain modules,
-        # and penalties always call the plain D (no double backward through compiled graphs).
-        nets = Networks(
-            self.G, self.D, self.g_opt, self.d_opt,
-            G_forward=torch.compile(self.G) if c.compile else None, D_forward=torch.compile(self.D) if c.compile else None,
-        )  # fmt: skip
+        nets = Networks(self.G, self.D, self.g_opt, self.d_opt)
         # the step sees this process's share of the batch (the recipe's batch is the global one)
         self.step_fn = TrainStep(
             nets, loss=self.loss_class(real_target=1.0 - r.label_smoothing), recipe=r.replace(batch_size=r.batch_size // p.world),
@@ -284,7 +273,7 @@ class Trainer:
             latent_rng=self.latent_rng, device=self.device, amp=use_amp(self.device, c.amp), stats=self.stats,
             regularizer=self.regularizer_class() if self.regularizer_class else None, penalty_rng=self.penalty_rng,
             augment=self.augment, ema=self.ema, average_gradients=p.average_gradients if p.distributed else None,
-            latent_share=(p.rank, p.world),
+            latent_share=(p.rank, p.world), compile=c.compile, log=self.say,
             class_weights=torch.tensor(self.class_counts, dtype=torch.float, device=self.device) if self.class_names else None,
         )  # fmt: skip
         self.step = 0

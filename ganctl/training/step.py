@@ -1,9 +1,16 @@
 """One training iteration: a short list of phases, run by one generic runner.
 
-A phase names the networks it updates and computes their losses; the runner does the rest
-the same way for every phase: zero the gradients, ``backward(inputs=params)`` for each network
-in turn (so a loss never deposits gradients in the other network, with no ``requires_grad_``
-toggling), an optimiser step, and an after-hook (the generator EMA after G's step).
+A phase names the networks it updates, draws its random inputs and computes their losses; the
+runner does the rest the same way for every phase: zero the gradients, the phase's draws
+(real batch, latents, classes, augmentation parameters: eager, from their generators), its
+computation (a pure function of the draws), ``backward(inputs=params)`` for each network in turn
+(so a loss never deposits gradients in the other network, with no ``requires_grad_`` toggling),
+an optimiser step, and an after-hook (the generator EMA after G's step).
+
+With ``compile=True`` each phase's computation is one ``torch.compile`` unit: G, augmentation,
+D, losses and statistics traced together, forward and backward, with no graph break (a draw
+from a ``torch.Generator`` would break the graph, which is why draws come first). A compile
+that fails falls back to the eager computation of the same draws, once, with one line.
 
 The recipe decides the phase list:
 
@@ -17,8 +24,8 @@ plus, with a lazy regulariser (``reg_every > 1``), a D regularisation phase at t
 (the optimiser's lr and betas are adjusted for it where the optimiser is made, in the loop).
 
 Every call of D goes through ``run_D``: augmentation (if on), then D under autocast, logits in
-float32. Penalties call it with ``for_penalty=True``: the eager module, never the compiled
-wrapper, in float32, because they back-propagate through an input gradient.
+float32. Penalties call it with ``for_penalty=True``, always eagerly and in float32, because
+they back-propagate through an input gradient (double backward, which compiled graphs lack).
 
 Class-conditional runs (``class_weights`` given): real batches come with their labels, D's
 fakes are made for the same labels as the real images beside them (so both sides show D the
@@ -34,6 +41,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -51,24 +59,43 @@ from ganctl.training.stats import StepStats
 CORE_STATS = ("d_loss_real", "d_loss_fake", "g_loss", "d_acc_real", "d_acc_fake")
 
 
+Draws = dict[str, Any]  # a phase's inputs: real images, labels, latents, augmentation parameters
+
+
+@dataclass(frozen=True)
+class PhaseResult:
+    losses: dict[str, torch.Tensor]  # net -> the loss it minimises
+    stats: dict[str, torch.Tensor]  # statistic name -> value, in the order metrics.jsonl writes them
+    d_images: tuple[torch.Tensor, torch.Tensor, torch.Tensor | None] | None = None  # a D update's (real, fake, labels)
+
+
 @dataclass(frozen=True)
 class Phase:
+    """A phase draws everything random first, then computes from those draws alone.
+
+    ``draw`` (always eager) takes the real batch, latents, classes and augmentation parameters
+    from their generators; ``compute`` is a pure function of the draws, so that with
+    ``compile=True`` it is traced whole (networks, augmentation, losses and statistics in one
+    graph, forward and backward). A phase that is not ``compilable`` (a penalty's double
+    backward) always runs eagerly.
+    """
+
     name: str
     nets: tuple[str, ...]  # networks whose optimisers step, in the order their losses back-propagate
-    losses: Callable[[], dict[str, torch.Tensor]]  # net -> the loss it minimises
+    draw: Callable[[], Draws]
+    compute: Callable[[Draws], PhaseResult]
     every: int = 1  # run on iterations i with i % every == 0 (i counted from 0)
+    compilable: bool = True
 
 
 @dataclass
 class Networks:
-    """The two networks, their optimisers, and what the step calls them through."""
+    """The two networks and their optimisers."""
 
     G: nn.Module
     D: nn.Module
     g_optimizer: torch.optim.Optimizer
     d_optimizer: torch.optim.Optimizer
-    G_forward: nn.Module | None = None  # a compiled wrapper sharing G's parameters; None: G
-    D_forward: nn.Module | None = None  # likewise for D (penalties always use the eager D)
 
 
 class TrainStep:
@@ -90,11 +117,11 @@ class TrainStep:
         class_weights: torch.Tensor | None = None,
         average_gradients: Callable[[list[torch.Tensor]], None] | None = None,
         latent_share: tuple[int, int] = (0, 1),
+        compile: bool = False,
+        log: Callable[[str], None] | None = None,
     ) -> None:
         self.nets = nets
         self.G, self.D = nets.G, nets.D
-        self.G_forward = nets.G_forward or nets.G
-        self.D_forward = nets.D_forward or nets.D
         self.optimizers = {"G": nets.g_optimizer, "D": nets.d_optimizer}
         self.params = {
             "G": [p for p in nets.G.parameters() if p.requires_grad],
@@ -117,6 +144,11 @@ class TrainStep:
         self.last_fake: torch.Tensor | None = None
         self.last_labels: torch.Tensor | None = None  # their classes (conditional runs)
         self.phases = self._phases()
+        self.log = log
+        # one compiled function per kind of phase (repeated D updates share theirs)
+        self.compiled: dict[Callable, Callable] | None = None
+        if compile:
+            self._compile()
 
     def __call__(self, iteration: int) -> None:
         """Run iteration number ``iteration`` (0-based: the count of iterations already done)."""
@@ -129,7 +161,15 @@ class TrainStep:
     def _run(self, phase: Phase) -> None:
         for net in phase.nets:
             self.optimizers[net].zero_grad(set_to_none=True)
-        losses = phase.losses()
+        result = self._compute(phase, phase.draw())
+        for name, value in result.stats.items():
+            self.stats.add(name, value)
+        losses = dict(result.losses)
+        if result.d_images is not None:
+            # remembered for the lazy regularisation phase; a penalty that is not lazy joins now
+            self.last_real, self.last_fake, self.last_labels = result.d_images
+            if self.regularizer is not None and not self.lazy_reg:
+                losses["D"] = losses["D"] + self._penalty(self.last_real, self.last_fake)
         for i, net in enumerate(phase.nets):
             # keep the shared graph alive for the next network's backward (simultaneous update)
             losses[net].backward(inputs=self.params[net], retain_graph=i + 1 < len(phase.nets))
@@ -140,35 +180,72 @@ class TrainStep:
             if net == "G" and self.ema is not None:
                 self.ema.update(self.iteration + 1)
 
+    def _compute(self, phase: Phase, drawn: Draws) -> PhaseResult:
+        compiled = self.compiled.get(phase.compute) if self.compiled is not None and phase.compilable else None
+        if compiled is None:
+            return phase.compute(drawn)
+        try:
+            return compiled(drawn)
+        except Exception as exc:  # noqa: BLE001 - inductor needs a working C++ (or CUDA) toolchain
+            if not _is_compile_failure(exc):
+                raise
+            # nothing has run yet (the draws are made): the eager path takes the same draws
+            self.compiled = None
+            if self.log is not None:
+                self.log(f"torch.compile failed ({type(exc).__name__}); training in eager mode (--no-compile skips compiling)")
+            return phase.compute(drawn)
+
+    def _compile(self) -> None:
+        if self.recipe.d_update == "simultaneous":
+            # The simultaneous update back-propagates G's and D's losses through one graph
+            # (retain_graph), which compiled graphs with donated buffers refuse.
+            import torch._functorch.config as functorch_config
+
+            functorch_config.donated_buffer = False
+        self.compiled = {}
+        for phase in self.phases:
+            if phase.compilable and phase.compute not in self.compiled:
+                self.compiled[phase.compute] = torch.compile(phase.compute)
+
     def _phases(self) -> list[Phase]:
         r = self.recipe
         phases: list[Phase] = []
         if r.d_update == "separate":
             # one D update is two optimiser steps, one per half (the Keras CIFAR-10 tutorial)
             for _ in range(r.d_steps):
-                phases += [Phase("D_real", ("D",), self._d_real_half), Phase("D_fake", ("D",), self._d_fake_half)]
+                phases += [
+                    Phase("D_real", ("D",), self._draw_d_real_half, self._d_real_half),
+                    Phase("D_fake", ("D",), self._draw_d_fake_half, self._d_fake_half),
+                ]
         else:
-            d_update, extra = (self._d_joint, r.d_steps) if r.d_update == "joint" else (self._d_both, r.d_steps - 1)
-            phases += [Phase("D", ("D",), d_update) for _ in range(extra)]
+            if r.d_update == "joint":
+                d_update, extra = Phase("D", ("D",), self._draw_d_joint, self._d_joint), r.d_steps
+            else:
+                d_update, extra = Phase("D", ("D",), self._draw_d_both, self._d_both), r.d_steps - 1
+            phases += [d_update] * extra
         if r.d_update == "simultaneous":
-            phases.append(Phase("GD", ("G", "D"), self._gd_simultaneous))
+            phases.append(Phase("GD", ("G", "D"), self._draw_simultaneous, self._gd_simultaneous))
         else:
-            phases.append(Phase("G", ("G",), self._g_main))
+            phases.append(Phase("G", ("G",), self._draw_g, self._g_main))
         if self.lazy_reg:  # last, on the images of the iteration's last D update (StyleGAN2's order)
-            phases.append(Phase("D_reg", ("D",), self._d_regularize, every=r.reg_every))
+            phases.append(Phase("D_reg", ("D",), self._no_draws, self._d_regularize, every=r.reg_every, compilable=False))
         return phases
 
     # --- the one path into D ---------------------------------------------------------------
-    def run_D(self, images: torch.Tensor, labels: torch.Tensor | None = None, *, for_penalty: bool = False) -> torch.Tensor:
+    def run_D(
+        self, images: torch.Tensor, labels: torch.Tensor | None = None, *,
+        augmentation: dict[str, torch.Tensor] | None = None, for_penalty: bool = False,
+    ) -> torch.Tensor:
+        """D's logits in float32: augmented as drawn (``augmentation``; a fresh draw if None)."""
         if self.augment is not None:
-            images = self.augment(images)
+            images = self.augment(images) if augmentation is None else self.augment.apply(images, augmentation)
         inputs = (images,) if labels is None else (images, labels)
-        if for_penalty:
+        if for_penalty:  # float32: a penalty back-propagates through an input gradient
             return self.D(*inputs).float()
         with autocast(self.device, self.amp):
-            return self.D_forward(*inputs).float()  # losses in float32 whatever the autocast
+            return self.D(*inputs).float()  # losses in float32 whatever the autocast
 
-    # --- helpers ----------------------------------------------------------------------------
+    # --- draws (eager) ------------------------------------------------------------------------
     def _own_share(self, drawn: torch.Tensor) -> torch.Tensor:
         """This process's rows of a draw made for the whole (global) batch: all of it on one process."""
         rank, world = self.latent_share
@@ -179,9 +256,6 @@ class TrainStep:
         world = self.latent_share[1]
         return self._own_share(torch.randn(n * world, self.recipe.latent_dim, generator=self.latent_rng, device=self.device))
 
-    def _generate(self, z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
-        return self.G_forward(z) if labels is None else self.G_forward(z, labels)
-
     def _g_labels(self, n: int) -> torch.Tensor | None:
         """Classes for G's own batch, as frequent as in the training set (None: unconditional)."""
         if self.class_weights is None:
@@ -189,100 +263,136 @@ class TrainStep:
         world = self.latent_share[1]
         return self._own_share(torch.multinomial(self.class_weights, n * world, replacement=True, generator=self.latent_rng))
 
-    def _fakes_for_d(self, n: int, labels: torch.Tensor | None = None) -> torch.Tensor:
+    def _augmentation(self, n: int) -> dict[str, torch.Tensor] | None:
+        """The parameters of one DiffAugment call on ``n`` images (None: no augmentation)."""
+        if self.augment is None:
+            return None
+        size = self.recipe.image_size
+        return self.augment.draw(n, size, size, self.device)
+
+    def _draw_d_real_half(self) -> Draws:
+        real, labels = self.real.next_labelled()
+        self.last_real, self.last_labels = real, labels  # the fake half's penalty takes these
+        return {"real": real, "labels": labels, "aug": self._augmentation(real.shape[0])}
+
+    def _draw_d_fake_half(self) -> Draws:
+        n = self.recipe.batch_size // 2
+        return {"real": self.last_real, "labels": self.last_labels, "z": self._latents(n), "aug": self._augmentation(n)}
+
+    def _draw_d_joint(self) -> Draws:
+        real, labels = self.real.next_labelled()
+        z = self._latents(self.recipe.batch_size // 2)
+        return {"real": real, "labels": labels, "z": z, "aug": self._augmentation(2 * real.shape[0])}
+
+    def _draw_d_both(self) -> Draws:
+        real, labels = self.real.next_labelled()
+        z = self._latents(real.shape[0])
+        return {"real": real, "labels": labels, "z": z,
+                "aug_real": self._augmentation(real.shape[0]), "aug_fake": self._augmentation(real.shape[0])}  # fmt: skip
+
+    def _draw_g(self) -> Draws:
+        n = self.recipe.batch_size
+        z = self._latents(n)
+        return {"z": z, "labels": self._g_labels(n), "aug": self._augmentation(n)}
+
+    def _draw_simultaneous(self) -> Draws:
+        return self._draw_d_both()  # the same draws as a plain D update: real, latents, two augmentations
+
+    @staticmethod
+    def _no_draws() -> Draws:
+        return {}  # the lazy penalty works on the last D update's images; its own draws are the penalty's
+
+    # --- computations (pure functions of the draws: what a compiled step traces) -------------
+    def _generate(self, z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        return self.G(z) if labels is None else self.G(z, labels)
+
+    def _fakes_for_d(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         # D's half of the Keras loop: G is only evaluated (Keras' g_model.predict), no graph kept
         with torch.no_grad(), autocast(self.device, self.amp):
-            return self._generate(self._latents(n), labels).float()
+            return self._generate(z, labels).float()
 
-    def _report_d(self, d_real=None, d_fake=None, real_logits=None, fake_logits=None) -> None:
+    def _d_stats(self, d_real=None, d_fake=None, real_logits=None, fake_logits=None) -> dict[str, torch.Tensor]:
+        stats = {}
         if d_real is not None:
-            self.stats.add("d_loss_real", d_real)
+            stats["d_loss_real"] = d_real
         if d_fake is not None:
-            self.stats.add("d_loss_fake", d_fake)
+            stats["d_loss_fake"] = d_fake
         if self.loss.has_accuracy:
             if real_logits is not None:
-                self.stats.add("d_acc_real", self.loss.says_real(real_logits).float().mean())
+                stats["d_acc_real"] = self.loss.says_real(real_logits).float().mean()
             if fake_logits is not None:
-                self.stats.add("d_acc_fake", (~self.loss.says_real(fake_logits)).float().mean())
+                stats["d_acc_fake"] = (~self.loss.says_real(fake_logits)).float().mean()
+        return stats
 
     def _penalty(self, real: torch.Tensor, fake: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
-        """The regulariser's loss term, its statistic reported under its name."""
+        """The regulariser's loss term (eager: double backward), its statistic reported under its name."""
         labels = self.last_labels  # real, fake and any mix of them share the real images' classes
         value = self.regularizer.value(lambda x: self.run_D(x, labels, for_penalty=True), real, fake, self.penalty_rng)
         self.stats.add(self.recipe.regularizer, value)
         return value * (self.recipe.reg_weight * self.regularizer.factor * scale)
 
-    def _with_penalty(self, d_loss: torch.Tensor, real: torch.Tensor, fake: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
-        """The penalty joins every D update when it is not lazy."""
-        self.last_real, self.last_fake, self.last_labels = real, fake, labels
-        if self.regularizer is None or self.lazy_reg:
-            return d_loss
-        return d_loss + self._penalty(real, fake)
-
-    # --- phases -------------------------------------------------------------------------------
-    def _d_real_half(self) -> dict[str, torch.Tensor]:
+    def _d_real_half(self, drawn: Draws) -> PhaseResult:
         """Keras CIFAR-10, first D step: a real half-batch."""
-        self.last_real, self.last_labels = self.real.next_labelled()
-        logits = self.run_D(self.last_real, self.last_labels)
+        real, labels = drawn["real"], drawn["labels"]
+        logits = self.run_D(real, labels, augmentation=drawn["aug"])
         d_real = self.loss.d_real(logits)
-        self._report_d(d_real=d_real, real_logits=logits)
-        return {"D": d_real}
+        # the penalty waits for the fake half; its real images are this batch
+        return PhaseResult({"D": d_real}, self._d_stats(d_real=d_real, real_logits=logits))
 
-    def _d_fake_half(self) -> dict[str, torch.Tensor]:
+    def _d_fake_half(self, drawn: Draws) -> PhaseResult:
         """Keras CIFAR-10, second D step: a fake half-batch (the penalty, if any, goes here)."""
-        labels = self.last_labels
-        fake = self._fakes_for_d(self.recipe.batch_size // 2, labels)
-        logits = self.run_D(fake, labels)
+        labels = drawn["labels"]
+        fake = self._fakes_for_d(drawn["z"], labels)
+        logits = self.run_D(fake, labels, augmentation=drawn["aug"])
         d_fake = self.loss.d_fake(logits)
-        self._report_d(d_fake=d_fake, fake_logits=logits)
-        return {"D": self._with_penalty(d_fake, self.last_real, fake, labels)}
+        return PhaseResult({"D": d_fake}, self._d_stats(d_fake=d_fake, fake_logits=logits), (drawn["real"], fake, labels))
 
-    def _d_joint(self) -> dict[str, torch.Tensor]:
+    def _d_joint(self, drawn: Draws) -> PhaseResult:
         """Keras MNIST: real and fake halves stacked into one batch, one D step."""
-        half = self.recipe.batch_size // 2
-        real, labels = self.real.next_labelled()
-        fake = self._fakes_for_d(half, labels)
-        logits = self.run_D(torch.cat([real, fake]), None if labels is None else torch.cat([labels, labels]))
+        real, labels = drawn["real"], drawn["labels"]
+        half = real.shape[0]
+        fake = self._fakes_for_d(drawn["z"], labels)
+        logits = self.run_D(torch.cat([real, fake]), None if labels is None else torch.cat([labels, labels]), augmentation=drawn["aug"])
         real_logits, fake_logits = logits[:half], logits[half:]
         d_real, d_fake = self.loss.d_real(real_logits), self.loss.d_fake(fake_logits)
-        self._report_d(d_real, d_fake, real_logits, fake_logits)
         # Keras averages over the stacked batch: the mean of the two halves' means
-        return {"D": self._with_penalty(0.5 * (d_real + d_fake), real, fake, labels)}
+        return PhaseResult({"D": 0.5 * (d_real + d_fake)}, self._d_stats(d_real, d_fake, real_logits, fake_logits), (real, fake, labels))
 
-    def _d_both(self) -> dict[str, torch.Tensor]:
+    def _d_both(self, drawn: Draws) -> PhaseResult:
         """A plain D update on a full real and a full fake batch (simultaneous mode's extra D steps)."""
-        real, labels = self.real.next_labelled()
-        fake = self._fakes_for_d(real.shape[0], labels)
-        real_logits, fake_logits = self.run_D(real, labels), self.run_D(fake, labels)
+        real, labels = drawn["real"], drawn["labels"]
+        fake = self._fakes_for_d(drawn["z"], labels)
+        real_logits = self.run_D(real, labels, augmentation=drawn["aug_real"])
+        fake_logits = self.run_D(fake, labels, augmentation=drawn["aug_fake"])
         d_real, d_fake = self.loss.d_real(real_logits), self.loss.d_fake(fake_logits)
-        self._report_d(d_real, d_fake, real_logits, fake_logits)
-        return {"D": self._with_penalty(d_real + d_fake, real, fake, labels)}
+        return PhaseResult({"D": d_real + d_fake}, self._d_stats(d_real, d_fake, real_logits, fake_logits), (real, fake, labels))
 
-    def _d_regularize(self) -> dict[str, torch.Tensor]:
+    def _d_regularize(self, drawn: Draws) -> PhaseResult:
         """Lazy regularisation (StyleGAN2): the penalty alone, every reg_every iterations, times the interval."""
-        return {"D": self._penalty(self.last_real, self.last_fake, scale=self.recipe.reg_every)}
+        return PhaseResult({"D": self._penalty(self.last_real, self.last_fake, scale=self.recipe.reg_every)}, {})
 
-    def _g_main(self) -> dict[str, torch.Tensor]:
+    def _g_main(self, drawn: Draws) -> PhaseResult:
         """G on a full batch of latents against the "real" target."""
-        n = self.recipe.batch_size
-        z = self._latents(n)
-        labels = self._g_labels(n)
+        labels = drawn["labels"]
         with autocast(self.device, self.amp):
-            fake = self._generate(z, labels)
-        g_loss = self.loss.g(self.run_D(fake, labels))
-        self.stats.add("g_loss", g_loss)
-        return {"G": g_loss}
+            fake = self._generate(drawn["z"], labels)
+        g_loss = self.loss.g(self.run_D(fake, labels, augmentation=drawn["aug"]))
+        return PhaseResult({"G": g_loss}, {"g_loss": g_loss})
 
-    def _gd_simultaneous(self) -> dict[str, torch.Tensor]:
+    def _gd_simultaneous(self, drawn: Draws) -> PhaseResult:
         """TensorFlow tutorial: one forward pass; D and G gradients both taken from it."""
-        real, labels = self.real.next_labelled()
-        z = self._latents(real.shape[0])
+        real, labels = drawn["real"], drawn["labels"]
         with autocast(self.device, self.amp):
-            fake = self._generate(z, labels)
-        real_logits, fake_logits = self.run_D(real, labels), self.run_D(fake, labels)
+            fake = self._generate(drawn["z"], labels)
+        real_logits = self.run_D(real, labels, augmentation=drawn["aug_real"])
+        fake_logits = self.run_D(fake, labels, augmentation=drawn["aug_fake"])
         d_real, d_fake = self.loss.d_real(real_logits), self.loss.d_fake(fake_logits)
         g_loss = self.loss.g(fake_logits)
-        self._report_d(d_real, d_fake, real_logits, fake_logits)
-        self.stats.add("g_loss", g_loss)
-        d_loss = self._with_penalty(d_real + d_fake, real, fake.detach(), labels)
-        return {"G": g_loss, "D": d_loss}
+        stats = {**self._d_stats(d_real, d_fake, real_logits, fake_logits), "g_loss": g_loss}
+        return PhaseResult({"G": g_loss, "D": d_real + d_fake}, stats, (real, fake.detach(), labels))
+
+
+def _is_compile_failure(exc: Exception) -> bool:
+    """Whether ``exc`` came from torch.compile's tracing or code generation (not from running the step)."""
+    module = type(exc).__module__
+    return module.startswith(("torch._dynamo", "torch._inductor")) or "CompilationError" in type(exc).__name__
