@@ -17,7 +17,7 @@ from ganctl_plugins.archs.blocks import DiscBlock, GenBlock
 from tests.runfolders import assert_resume_is_bitwise
 
 runner = CliRunner()
-SNGAN = ("sngan-cnn", "sngan-resnet", "sngan-cnn-small")
+SNGAN = ("sngan-cnn", "sngan-resnet", "sngan-cnn-small", "sngan-upconv-small")
 
 # (trainable, non-trainable) of G and D at 32 px, 3 channels, latent 128; spectral norm is the
 # trainer's business, so these are the plain modules.
@@ -34,6 +34,8 @@ COUNTS = {
     "sngan-cnn": ((3_813_379, 1_920), (2_935_873, 0)),
     "sngan-resnet": ((4_276_739, 3_584), (1_053_825, 0)),
     "sngan-cnn-small": ((437_251, 480), (185_617, 0)),  # sngan-cnn at a quarter of its widths
+    # the same D; G's 4x4 transposed convs become up-sampling and 3x3 convs (fewer weights)
+    "sngan-upconv-small": ((361_987, 480), (185_617, 0)),
 }
 
 
@@ -97,9 +99,22 @@ def test_resnet_blocks_change_size_as_named():
 
 
 def test_the_demo_recipe_needs_no_download_and_keeps_to_its_budget():
-    r = ARCHITECTURES.get("sngan-cnn-small").obj.recipe
+    r = ARCHITECTURES.get("sngan-upconv-small").obj.recipe
     assert r.dataset == "synthetic" and r.ema_kimg is not None and r.spectral_norm == "d"
-    assert r.epochs * (10_000 // r.batch_size) == 3_120  # the iterations docs/recipes.md timed
+    assert r.epochs * (10_000 // r.batch_size) == 3_900  # the iterations docs/recipes.md timed
+
+
+def test_the_readme_demo_is_the_demo_architecture():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert "python -m pip install -e . && ganctl train --arch sngan-upconv-small\n" in readme
+
+
+def test_the_upconv_generator_has_no_transposed_convolution():
+    generator, _ = ARCHITECTURES.get("sngan-upconv-small").obj.build(image_size=28, channels=1)
+    assert not any(isinstance(m, torch.nn.ConvTranspose2d) for m in generator.modules())
+    assert generator(torch.randn(2, 128)).shape == (2, 1, 28, 28)
 
 
 def test_resnet_discriminator_block_does_not_modify_its_input():

@@ -90,7 +90,7 @@ def train_command(
 
     Examples (the first run; a tutorial's recipe; FID every 10 epochs; stabilisers):
 
-    ganctl train --arch sngan-cnn-small
+    ganctl train --arch sngan-upconv-small
 
     ganctl train --arch cifar-dcgan --epochs 200
 
