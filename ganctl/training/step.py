@@ -224,7 +224,8 @@ class TrainStep:
                 d_update, extra = Phase("D", ("D",), self._draw_d_both, self._d_both), r.d_steps - 1
             phases += [d_update] * extra
         if r.d_update == "simultaneous":
-            phases.append(Phase("GD", ("G", "D"), self._draw_simultaneous, self._gd_simultaneous))
+            # the same draws as a plain D update: real, latents, two augmentations
+            phases.append(Phase("GD", ("G", "D"), self._draw_d_both, self._gd_simultaneous))
         else:
             phases.append(Phase("G", ("G",), self._draw_g, self._g_main))
         if self.lazy_reg:  # last, on the images of the iteration's last D update (StyleGAN2's order)
@@ -294,9 +295,6 @@ class TrainStep:
         n = self.recipe.batch_size
         z = self._latents(n)
         return {"z": z, "labels": self._g_labels(n), "aug": self._augmentation(n)}
-
-    def _draw_simultaneous(self) -> Draws:
-        return self._draw_d_both()  # the same draws as a plain D update: real, latents, two augmentations
 
     @staticmethod
     def _no_draws() -> Draws:

@@ -95,27 +95,39 @@ def cnn_bottom_width(image_size: int) -> int:
     return widths[image_size]
 
 
-def cnn_generator(image_size: int, channels: int, latent_dim: int, width: int = 512, num_classes: int = 0) -> nn.Module:
-    """The standard CNN's G; ``width`` is the widest map's channels (512 in the paper), halved per layer."""
+def cnn_generator(
+    image_size: int, channels: int, latent_dim: int, width: int = 512, num_classes: int = 0, *, upsample: str = "transposed"
+) -> nn.Module:
+    """The standard CNN's G; ``width`` is the widest map's channels (512 in the paper), halved per layer.
+
+    ``upsample="transposed"``: the paper's 4x4 stride-2 transposed convolutions; ``"nearest"``:
+    2x nearest up-sampling and a 3x3 convolution instead (no checkerboard; sngan-upconv-small).
+    """
     bottom = cnn_bottom_width(image_size)
-    w = width
-    # at 28 px the first up-sampling layer keeps 7x7 (3x3, stride 1); otherwise it doubles
-    first_up = nn.ConvTranspose2d(w, w // 2, 3, stride=1, padding=1) if image_size == 28 else (
-        nn.ConvTranspose2d(w, w // 2, 4, stride=2, padding=1)
-    )  # fmt: skip
-    k = num_classes
-    generator = sequential(
+    w, k = width, num_classes
+
+    def up(c_in: int, c_out: int, scale: bool = True) -> list[nn.Module]:
+        # at 28 px the first up-sampling layer keeps 7x7 (3x3, stride 1); otherwise it doubles
+        if not scale and upsample == "transposed":
+            return [nn.ConvTranspose2d(c_in, c_out, 3, stride=1, padding=1)]
+        if not scale:
+            return [nn.Conv2d(c_in, c_out, 3, padding=1)]
+        if upsample == "transposed":
+            return [nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1)]
+        return [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(c_in, c_out, 3, padding=1)]
+
+    first_up = up(w, w // 2, scale=image_size != 28)  # made before the dense layer: a seed's draws as they always were
+    return sequential(
         nn.Linear(latent_dim, bottom * bottom * w),
         nn.Unflatten(1, (w, bottom, bottom)),
         batch_norm_2d(w, k), nn.ReLU(),
-        first_up, batch_norm_2d(w // 2, k), nn.ReLU(),
-        nn.ConvTranspose2d(w // 2, w // 4, 4, stride=2, padding=1), batch_norm_2d(w // 4, k), nn.ReLU(),
-        nn.ConvTranspose2d(w // 4, w // 8, 4, stride=2, padding=1), batch_norm_2d(w // 8, k), nn.ReLU(),
+        *first_up, batch_norm_2d(w // 2, k), nn.ReLU(),
+        *up(w // 2, w // 4), batch_norm_2d(w // 4, k), nn.ReLU(),
+        *up(w // 4, w // 8), batch_norm_2d(w // 8, k), nn.ReLU(),
         nn.Conv2d(w // 8, channels, 3, stride=1, padding=1),
         nn.Tanh(),
         num_classes=num_classes,
     )  # fmt: skip
-    return generator
 
 
 def cnn_discriminator(image_size: int, channels: int, width: int = 512, num_classes: int = 0) -> nn.Module:
@@ -284,27 +296,10 @@ def sngan_cnn_small(image_size: int, channels: int, latent_dim: int, num_classes
 # --- sngan-upconv-small: the first-run demo ---------------------------------------------------
 
 
-def upconv_generator(image_size: int, channels: int, latent_dim: int, width: int = SMALL_G_WIDTH, num_classes: int = 0) -> nn.Module:
-    """``cnn_generator`` with each 4x4 stride-2 transposed convolution replaced by 2x nearest
-    up-sampling and a 3x3 convolution: no checkerboard pattern, and on the synthetic shapes,
-    cleaner shapes after the same number of steps (docs/recipes.md)."""
-    bottom = cnn_bottom_width(image_size)
-    w, k = width, num_classes
-
-    def up(c_in: int, c_out: int, scale: bool) -> list[nn.Module]:
-        # at 28 px the first block keeps 7x7, as sngan-cnn's first layer does
-        return [*([nn.Upsample(scale_factor=2, mode="nearest")] if scale else []), nn.Conv2d(c_in, c_out, 3, padding=1),
-                batch_norm_2d(c_out, k), nn.ReLU()]  # fmt: skip
-
-    return sequential(
-        nn.Linear(latent_dim, bottom * bottom * w),
-        nn.Unflatten(1, (w, bottom, bottom)),
-        batch_norm_2d(w, k), nn.ReLU(),
-        *up(w, w // 2, scale=image_size != 28), *up(w // 2, w // 4, scale=True), *up(w // 4, w // 8, scale=True),
-        nn.Conv2d(w // 8, channels, 3, stride=1, padding=1),
-        nn.Tanh(),
-        num_classes=num_classes,
-    )  # fmt: skip
+def upconv_generator(image_size: int, channels: int, latent_dim: int, num_classes: int = 0) -> nn.Module:
+    """sngan-cnn-small's G with up-sampling and 3x3 convs: on the synthetic shapes, no checkerboard
+    and cleaner shapes after the same number of steps (docs/recipes.md)."""
+    return cnn_generator(image_size, channels, latent_dim, SMALL_G_WIDTH, num_classes, upsample="nearest")
 
 
 UPCONV_RECIPE = SMALL_RECIPE.replace(
@@ -329,6 +324,6 @@ UPCONV_RECIPE = SMALL_RECIPE.replace(
 )
 def sngan_upconv_small(image_size: int, channels: int, latent_dim: int, num_classes: int = 0) -> tuple[nn.Module, nn.Module]:
     return (
-        upconv_generator(image_size, channels, latent_dim, SMALL_G_WIDTH, num_classes),
+        upconv_generator(image_size, channels, latent_dim, num_classes),
         cnn_discriminator(image_size, channels, SMALL_D_WIDTH, num_classes),
     )
