@@ -43,9 +43,23 @@ def baked_copy(network: nn.Module) -> nn.Module:
     plain = copy.deepcopy(network).eval()  # eval: no power iteration while the weights are read
     for module in plain.modules():
         if parametrize.is_parametrized(module):
+            _own_parametrized_class(module)
             for name in list(module.parametrizations.keys()):
                 parametrize.remove_parametrizations(module, name, leave_parametrized=True)
     return plain
+
+
+def _own_parametrized_class(module: nn.Module) -> None:
+    """Give a deep-copied parametrised module a class of its own.
+
+    A deep copy shares the class torch generated for the original ("ParametrizedLinear"), and
+    that class holds the ``weight`` property; removing the copy's parametrisation deletes the
+    property from the shared class, which broke the live network (and its EMA copy) at the
+    next read of its weight.
+    """
+    shared = type(module)
+    namespace = {k: v for k, v in vars(shared).items() if k not in ("__dict__", "__weakref__")}
+    module.__class__ = type(shared.__name__, shared.__bases__, namespace)
 
 
 @torch.no_grad()

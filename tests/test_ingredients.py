@@ -270,6 +270,17 @@ def test_spectral_norm_on_g_is_baked_into_a_plain_generator_file(tmp_path):
     assert generator(torch.randn(2, info.latent_dim)).shape == (2, 3, 32, 32)
 
 
+def test_spectral_norm_on_g_with_ema_saves_both_generators(tmp_path):
+    # two bakes in one run (the EMA's file, then the raw one): the first must not break the second
+    run = tmp_path / "run"
+    result = train("--arch", "sngan-upconv-small", *QUICK, "--spectral-norm", "both", "--ema-kimg", "1", "--max-steps", "3",
+                   "--out", str(run))
+    assert result.exit_code == 0, result.stderr
+    for name in ("generator.safetensors", "generator-raw.safetensors"):
+        generator, info = load_generator(run / name)
+        assert generator(torch.randn(2, info.latent_dim)).shape == (2, 3, 32, 32)
+
+
 def test_wgan_gp_trains_and_reports_no_accuracy(tmp_path):
     run = tmp_path / "run"
     result = train("--arch", "tf-dcgan", *QUICK, "--loss", "wgan", "--reg", "gp", "--d-steps", "2", "--max-steps", "4",
