@@ -101,7 +101,7 @@ def test_resnet_blocks_change_size_as_named():
 def test_the_demo_recipe_needs_no_download_and_keeps_to_its_budget():
     r = ARCHITECTURES.get("sngan-upconv-small").obj.recipe
     assert r.dataset == "synthetic" and r.ema_kimg is not None and r.spectral_norm == "d"
-    assert r.epochs * (10_000 // r.batch_size) == 3_900  # the iterations docs/recipes.md timed
+    assert r.epochs * (10_000 // r.batch_size) == 1_872  # the iterations docs/recipes.md timed
 
 
 def test_the_readme_demo_is_the_demo_architecture():
@@ -115,6 +115,18 @@ def test_the_upconv_generator_has_no_transposed_convolution():
     generator, _ = ARCHITECTURES.get("sngan-upconv-small").obj.build(image_size=28, channels=1)
     assert not any(isinstance(m, torch.nn.ConvTranspose2d) for m in generator.modules())
     assert generator(torch.randn(2, 128)).shape == (2, 1, 28, 28)
+
+
+def test_the_upconv_networks_repeat_their_border_pixels():
+    # zero padding marks the border at every layer: the demo's G drew coloured rims there
+    generator, discriminator = ARCHITECTURES.get("sngan-upconv-small").obj.build(image_size=32, channels=3)
+    for network in (generator, discriminator):
+        convs = [m for m in network.modules() if isinstance(m, torch.nn.Conv2d)]
+        assert convs and all(c.padding_mode == "replicate" for c in convs)
+    # a flat image stays flat through D's first conv, edges included (zero padding would darken them)
+    first = next(m for m in discriminator.modules() if isinstance(m, torch.nn.Conv2d))
+    out = first(torch.full((1, 3, 32, 32), -0.8))
+    assert torch.allclose(out, out[:, :, 16:17, 16:17].expand_as(out), atol=1e-6)
 
 
 def test_resnet_discriminator_block_does_not_modify_its_input():
