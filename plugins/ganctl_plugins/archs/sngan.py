@@ -260,7 +260,7 @@ def sngan_resnet(image_size: int, channels: int, latent_dim: int, num_classes: i
     return resnet_generator(image_size, channels, latent_dim, num_classes), resnet_discriminator(channels, num_classes)
 
 
-# --- sngan-cnn-small: the first-run demo -------------------------------------------------------
+# --- sngan-cnn-small: the first demo, sngan-cnn at a quarter width ------------------------------
 
 SMALL_G_WIDTH = 128  # a quarter of the paper's 512: G 128-64-32-16 channels
 SMALL_D_WIDTH = 128  # D 16-16-32-32-64-64-128
@@ -304,7 +304,6 @@ def sngan_cnn_small(image_size: int, channels: int, latent_dim: int, num_classes
         cnn_generator(image_size, channels, latent_dim, SMALL_G_WIDTH, num_classes),
         cnn_discriminator(image_size, channels, SMALL_D_WIDTH, num_classes),
     )
-
 
 
 # --- sngan-upconv-small: the first-run demo ---------------------------------------------------
