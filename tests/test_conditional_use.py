@@ -138,6 +138,34 @@ def test_latent_walk_with_a_fixed_class_and_a_class_walk(tmp_path, monkeypatch):
     assert np.all(np.abs(np.asarray(Image.open(out).convert("L")).astype(int) - 128) <= 1)  # every frame the square's gray
 
 
+def test_latent_walk_through_a_z_file_keeps_its_classes(tmp_path, monkeypatch):
+    import ganctl.weights as weights
+    from safetensors.numpy import save_file
+
+    arch = ARCHITECTURES.get("mnist-dcgan").obj
+    args = arch.arch_args(latent_dim=4, num_classes=3)
+    path = tmp_path / "g.safetensors"
+    save_generator(path, arch.build_generator(**args), architecture="mnist-dcgan", arch_args=args, pixel_range=(-1.0, 1.0),
+                   class_names=CLASSES)  # fmt: skip
+    real_load = weights.load_generator
+    monkeypatch.setattr(weights, "load_generator", lambda p, d="cpu": (ClassColourGenerator(), real_load(p, d)[1]))
+    z_file, out = tmp_path / "z.safetensors", tmp_path / "walk.png"
+    save_file({"z": np.zeros((2, 4), np.float32), "y": np.array([0, 2])}, str(z_file))  # a circle, then a triangle
+    common = ["latent-walk", "--weights", str(path), "--z-file", str(z_file), "--steps", "4", "--scale", "1", "--padding", "0"]
+    result = run(*common, "--out", str(out))
+    assert result.exit_code == 0, result.stderr
+    picture = np.asarray(Image.open(out).convert("L")).astype(int)
+    levels = [picture[14, 28 * i + 14] for i in range(5)]
+    assert levels == sorted(levels) and levels[0] < 40 and levels[-1] > 215  # the file's classes, interpolated between
+    result = run(*common, "--class", "square", "--out", str(out), "--force")  # --class still chooses
+    assert result.exit_code == 0, result.stderr
+    assert np.all(np.abs(np.asarray(Image.open(out).convert("L")).astype(int) - 128) <= 1)
+    save_file({"z": np.zeros((3, 4), np.float32), "y": np.array([2, 2, 2])}, str(z_file))  # one class: whole labels
+    result = run(*common, "--out", str(out), "--force")
+    assert result.exit_code == 0, result.stderr
+    assert np.all(np.asarray(Image.open(out).convert("L")).astype(int) > 215)
+
+
 def labelled_reference(folder: Path, per_class: int) -> Path:
     rng = np.random.default_rng(0)
     for c, name in enumerate(CLASSES):

@@ -38,7 +38,7 @@ def latent_walk_command(
     mode: Annotated[str, typer.Option(help="slerp (along the sphere Gaussian latents live near) or lerp (straight line).", metavar="slerp|lerp", rich_help_panel=WALK)] = "slerp",
     loop: Annotated[bool, typer.Option("--loop", help="Walk back to the start, for a seamless animation loop (without it an animation plays forwards then backwards).", rich_help_panel=WALK)] = False,
     seed: Annotated[Optional[int], typer.Option(help="Seed of the random points (default: a fresh one, printed).", rich_help_panel=WALK)] = None,
-    z_file: Annotated[Optional[Path], typer.Option(help="One walk through the latents of a .npy or .safetensors file (N, latent_dim), in order, instead of random points.", metavar="PATH", rich_help_panel=WALK)] = None,
+    z_file: Annotated[Optional[Path], typer.Option(help="One walk through the latents of a .npy or .safetensors file (N, latent_dim), in order, instead of random points; with their classes when the file keeps them.", metavar="PATH", rich_help_panel=WALK)] = None,
     # classes
     walk_class: Annotated[Optional[str], typer.Option("--class", help="Walk the latents with the class fixed (name or index). Default: each walk its own class, in turn.", metavar="NAME", rich_help_panel=CLASSES)] = None,
     class_walk: Annotated[Optional[str], typer.Option(help="Walk the class instead, latents fixed: through these classes in order (comma list, e.g. cat,dog), the class embedding interpolated.", metavar="A,B,...", rich_help_panel=CLASSES)] = None,
@@ -81,9 +81,13 @@ def latent_walk_command(
     else:
         endpoints, origin = _endpoints(info.latent_dim, points, rows, seed, z_file)
         latents = walk(endpoints, steps, mode, loop)
-        labels = _walk_labels(info, source, walk_class, latents.shape[:2])
+        labels = _z_file_labels(info, z_file, steps, loop) if walk_class is None else None
         if labels is not None:
-            origin += f", classes {describe_classes(labels.flatten().tolist(), info.class_names)}"
+            origin += ", with its classes"
+        else:
+            labels = _walk_labels(info, source, walk_class, latents.shape[:2])
+            if labels is not None:
+                origin += f", classes {describe_classes(labels.flatten().tolist(), info.class_names)}"
     walks, length = latents.shape[:2]
 
     frames = generate_frames(
@@ -149,6 +153,26 @@ def _walk_labels(info, source, walk_class, shape):
     chosen = chosen_classes([walk_class] if walk_class is not None else None, info.class_names, source)
     walks, length = shape
     return cycled_labels(walks, chosen)[:, None].expand(walks, length)
+
+
+def _z_file_labels(info, z_file, steps, loop):
+    """The classes a conditional generator's latent file keeps beside its points (``sample --save-z``):
+    each frame of the walk gets them as its points do; between points of different classes the
+    class is interpolated as ``--class-walk`` does. None without a file or without classes in it."""
+    import torch
+
+    from ganctl.interpolation import walk, walk_length
+    from ganctl.latents import read_latent_labels
+
+    if z_file is None or not info.num_classes:
+        return None
+    stored = read_latent_labels(z_file, info.num_classes)
+    if stored is None:
+        return None
+    if bool((stored == stored[0]).all()):  # one class: whole labels, which every conditional G takes
+        return stored[:1, None].expand(1, walk_length(len(stored), steps, loop))
+    one_hot = torch.eye(info.num_classes)[stored].unsqueeze(0)  # (1, P, K)
+    return walk(one_hot, steps, "lerp", loop)  # (1, F, K) class weights
 
 
 def _class_walk(info, source, class_walk, rows, seed, steps, loop):
