@@ -96,8 +96,9 @@ def count_params(module: nn.Module, recurse: bool = True) -> tuple[int, int]:
 
 
 @torch.no_grad()
-def summarize(module: nn.Module, example: torch.Tensor) -> NetworkSummary:
-    """Run ``example`` (a batch of two or more) through ``module`` in eval mode and describe it."""
+def summarize(module: nn.Module, example: torch.Tensor, *more_inputs: torch.Tensor) -> NetworkSummary:
+    """Run ``example`` (a batch of two or more; ``more_inputs`` beside it, e.g. classes) through
+    ``module`` in eval mode and describe it."""
     rows: list[LayerRow] = []
     hooks = []
     for name, m in module.named_modules():
@@ -115,7 +116,7 @@ def summarize(module: nn.Module, example: torch.Tensor) -> NetworkSummary:
     try:
         counter = FlopCounterMode(display=False)
         with counter:
-            module(example)
+            module(example, *more_inputs)
     finally:
         for h in hooks:
             h.remove()
@@ -131,12 +132,14 @@ def summarize(module: nn.Module, example: torch.Tensor) -> NetworkSummary:
     )
 
 
-def summarize_pair(generator: nn.Module, discriminator: nn.Module, latent_dim: int) -> dict[str, NetworkSummary]:
-    """Summaries of both networks of an architecture, D fed with G's own output shape."""
+def summarize_pair(generator: nn.Module, discriminator: nn.Module, latent_dim: int, num_classes: int = 0) -> dict[str, NetworkSummary]:
+    """Summaries of both networks of an architecture, D fed with G's own output shape; with
+    ``num_classes``, class-conditional networks, both called with a class (0) per image."""
     z = torch.zeros(2, latent_dim)
-    g = summarize(generator, z)
+    labels = (torch.zeros(2, dtype=torch.long),) if num_classes else ()
+    g = summarize(generator, z, *labels)
     with torch.no_grad():
-        images = generator.eval()(z)
+        images = generator.eval()(z, *labels)
     generator.train()
-    d = summarize(discriminator, images)
+    d = summarize(discriminator, images, *labels)
     return {"generator": g, "discriminator": d}

@@ -115,10 +115,25 @@ def test_inspect_arch_at_another_size_and_channels():
     assert data["image_size"] == 28
 
 
+def test_inspect_arch_of_the_class_conditional_networks():
+    plain = json.loads(runner.invoke(app, ["inspect-arch", "sngan-cnn-small", "--json"]).stdout)
+    result = runner.invoke(app, ["inspect-arch", "sngan-cnn-small", "--classes", "10", "--json"])
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(result.stdout)
+    # G: conditional batch norm drops BN's own scale and shift (2 x 240) for a gain and a bias
+    # embedding per class (2 x 10 x 240); D: a projection, one 2,048-d embedding per class
+    assert data["generator"]["total_params"] == plain["generator"]["total_params"] - 480 + 4_800
+    assert data["discriminator"]["total_params"] == plain["discriminator"]["total_params"] + 10 * 2_048
+    assert data["num_classes"] == 10
+    table = runner.invoke(app, ["inspect-arch", "sngan-cnn-small", "--classes", "3"], env={"COLUMNS": "160"})
+    assert "class-conditional, 3 classes" in table.stdout and "Embedding" in table.stdout
+
+
 @pytest.mark.parametrize(
     "args,message",
     [
         (["inspect-arch", "cifar-dcgn"], "did you mean 'cifar-dcgan'"),
+        (["inspect-arch", "sngan-cnn", "--classes", "1"], "needs at least 2 classes"),
         (["inspect-arch", "paper-dcgan", "--image-size", "30"], "cannot be built at 30 px"),
         (["inspect-arch", "cifar-dcgan", "--image-size", "64"], "cannot be built at 64 px"),
         (["inspect-arch", "mnist-dcgan", "--channels", "4"], "cannot be built with 4 channels"),

@@ -7,6 +7,7 @@ from typing import Annotated, Optional
 import typer
 
 from ganctl.commands.common import handles_errors, out, print_json
+from ganctl.errors import GanctlError
 
 
 @handles_errors
@@ -15,6 +16,7 @@ def inspect_arch(
     image_size: Annotated[Optional[int], typer.Option(help="Build at this image size (pixels).")] = None,
     channels: Annotated[Optional[int], typer.Option(help="Build for 1 (grayscale) or 3 (RGB) channels.")] = None,
     latent_dim: Annotated[Optional[int], typer.Option(help="Build with this latent size.")] = None,
+    classes: Annotated[int, typer.Option("--classes", help="Build the class-conditional networks for N classes (what train --conditional builds for N-class data).", metavar="N")] = 0,
     torch_shapes: Annotated[bool, typer.Option("--torch-shapes", help="Output shapes in PyTorch's order (None, C, H, W) instead of Keras' (None, H, W, C).")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
 ) -> None:
@@ -25,19 +27,22 @@ def inspect_arch(
     from ganctl.registry import ARCHITECTURES
 
     if name is None:
-        if image_size is not None or channels is not None or latent_dim is not None:
-            raise typer.BadParameter("--image-size, --channels and --latent-dim need an architecture NAME")
+        if image_size is not None or channels is not None or latent_dim is not None or classes:
+            raise typer.BadParameter("--image-size, --channels, --latent-dim and --classes need an architecture NAME")
         _overview(ARCHITECTURES.entries(), as_json)
         return
 
+    if classes < 0 or classes == 1:
+        raise GanctlError(f"--classes {classes}: a class-conditional network needs at least 2 classes")
     arch = ARCHITECTURES.get(name).obj
-    args = arch.arch_args(image_size, channels, latent_dim)
+    args = arch.arch_args(image_size, channels, latent_dim, classes)
     summaries = _summaries(arch, args)
     if as_json:
         print_json({"architecture": name, **args, **{k: s.to_dict() for k, s in summaries.items()}})
         return
     out.print(f"[bold]{name}[/]: {arch.description}")
-    out.print(f"image {args['image_size']}×{args['image_size']}×{args['channels']}, latent {args['latent_dim']}")
+    conditional = f", class-conditional, {classes} classes" if classes else ""
+    out.print(f"image {args['image_size']}×{args['image_size']}×{args['channels']}, latent {args['latent_dim']}{conditional}")
     for network, summary in summaries.items():
         _print_network(network, summary, torch_shapes)
 
@@ -46,7 +51,7 @@ def _summaries(arch, args):
     from ganctl.summary import summarize_pair
 
     generator, discriminator = arch.build(**args)
-    return summarize_pair(generator, discriminator, args["latent_dim"])
+    return summarize_pair(generator, discriminator, args["latent_dim"], args.get("num_classes", 0))
 
 
 def _overview(entries, as_json: bool) -> None:
