@@ -75,6 +75,10 @@ class Recipe:
     augment: str = ""
     lr_decay: LRDecay = "constant"  # "linear": both learning rates fall linearly to 0 at the last step
     spectral_norm: SpectralNorm = "none"  # spectral normalisation of "d", "g" or "both" networks' weights
+    # D sees every image multiplied by this. A spectral-norm D is 1-Lipschitz: two images a few
+    # grey levels apart (0.03 in [-1, 1]) get almost the same logit, and the hinge's margin of 1
+    # is out of reach; a scale of k makes D k-Lipschitz in pixel units (docs/recipes.md). 1: off.
+    d_input_scale: float = 1.0
     # --- outputs -------------------------------------------------------------------------
     sample_every: int = 10  # epochs between sample grids and generator snapshots
     sample_grid: int = 49  # images in each grid (a square number)

@@ -232,6 +232,26 @@ def test_the_step_makes_no_host_sync_and_reports_named_device_scalars():
     assert all(isinstance(v, torch.Tensor) and v.dim() == 0 for v in step.stats.sums.values())
 
 
+def test_d_input_scale_multiplies_what_d_sees_and_penalties_stay_in_pixel_units():
+    recipe = Recipe(d_update="joint", latent_dim=4, batch_size=8)
+    plain, scaled = tiny_step(recipe), tiny_step(recipe.replace(d_input_scale=4.0))
+    scaled.D.load_state_dict(plain.D.state_dict())
+    images = torch.rand(5, 3, 2, 2) * 2 - 1
+    bias = plain.D[1].bias
+    torch.testing.assert_close(scaled.run_D(images) - bias, 4 * (plain.run_D(images) - bias))  # D linear: 4x its input
+    real = images.requires_grad_()
+    grad_plain, = torch.autograd.grad(plain.run_D(real, for_penalty=True).sum(), real)
+    grad_scaled, = torch.autograd.grad(scaled.run_D(real, for_penalty=True).sum(), real)
+    torch.testing.assert_close(grad_scaled, 4 * grad_plain)  # R1 sees the gradient per pixel unit
+
+
+@pytest.mark.parametrize("value", ["0", "-2", "nan"])
+def test_a_d_input_scale_that_is_not_positive_is_one_line(tmp_path, value):
+    result = train(*QUICK, "--arch", "sngan-cnn-small", "--max-steps", "1", "--out", str(tmp_path / "run"), "--d-input-scale", value)
+    assert result.exit_code != 0 and "--d-input-scale must be a" in result.stderr  # a positive (finite) number
+    assert "Traceback" not in result.stderr and not (tmp_path / "run").exists()
+
+
 # --- through `ganctl train` ----------------------------------------------------------------
 
 

@@ -59,6 +59,7 @@ def train_command(
     ema_start: Annotated[Optional[int], typer.Option(help="Iterations before the EMA starts averaging (it copies G until then).", rich_help_panel=MODERN)] = None,
     augment: Annotated[Optional[str], typer.Option(help="DiffAugment policy: any of color,translation,cutout.", metavar="POLICY", rich_help_panel=MODERN)] = None,
     spectral_norm: Annotated[Optional[str], typer.Option(help="Spectral normalisation of none | d | g | both.", metavar="NETS", rich_help_panel=MODERN)] = None,
+    d_input_scale: Annotated[Optional[float], typer.Option(help="D sees its images multiplied by X: with spectral norm, a D that is X-Lipschitz in pixel units (default 1).", metavar="X", rich_help_panel=MODERN)] = None,
     seed: Annotated[int, typer.Option(help="Random seed; on the CPU a fixed seed makes the run deterministic.", rich_help_panel=OPTIM)] = 0,
     # run folder
     out_dir: Annotated[Optional[Path], typer.Option("--out", help="Run folder (default runs/<arch>-<time>).", rich_help_panel=RUN)] = None,
@@ -124,7 +125,7 @@ def train_command(
             "d_update": d_update, "init": init, "sample_every": sample_every, "d_steps": d_steps,
             "lr_decay": lr_decay, "regularizer": reg, "reg_weight": reg_weight, "reg_every": reg_every,
             "ema_kimg": ema_kimg, "ema_start": ema_start, "augment": augment, "spectral_norm": spectral_norm,
-            "conditional": conditional,
+            "d_input_scale": d_input_scale, "conditional": conditional,
         }
         run_overrides = {
             "data_dir": str(data_dir) if data_dir else None, "dataset_limit": limit, "device": device,

@@ -93,6 +93,8 @@ def check(config: TrainConfig) -> None:
         raise GanctlError(f"unknown --lr-decay '{r.lr_decay}'; use one of {', '.join(LR_DECAYS)}")
     if r.spectral_norm not in SPECTRAL_NORMS:
         raise GanctlError(f"unknown --spectral-norm '{r.spectral_norm}'; use one of {', '.join(SPECTRAL_NORMS)}")
+    if not (math.isfinite(r.d_input_scale) and r.d_input_scale > 0):
+        raise GanctlError(f"--d-input-scale must be a positive number, not {r.d_input_scale}")
     if not (math.isfinite(r.reg_weight) and r.reg_weight >= 0):
         raise GanctlError(f"--reg-weight must be a non-negative number, not {r.reg_weight}")
     if r.ema_kimg is not None and not (math.isfinite(r.ema_kimg) and r.ema_kimg > 0):

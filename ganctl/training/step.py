@@ -240,6 +240,8 @@ class TrainStep:
         """D's logits in float32: augmented as drawn (``augmentation``; a fresh draw if None)."""
         if self.augment is not None:
             images = self.augment(images) if augmentation is None else self.augment.apply(images, augmentation)
+        if self.recipe.d_input_scale != 1:  # after augmentation: penalties stay in pixel units
+            images = images * self.recipe.d_input_scale
         inputs = (images,) if labels is None else (images, labels)
         if for_penalty:  # float32: a penalty back-propagates through an input gradient
             return self.D(*inputs).float()
