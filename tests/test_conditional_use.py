@@ -115,7 +115,9 @@ def test_classes_on_an_unconditional_generator_are_one_line(plain_file, tmp_path
     assert not (tmp_path / "x.png").exists()
 
 
-def test_latent_walk_with_a_fixed_class_and_a_class_walk(tmp_path, monkeypatch):
+@pytest.fixture
+def class_colour_file(tmp_path, monkeypatch) -> Path:
+    """A conditional generator file that loads as ``ClassColourGenerator`` (each class its gray)."""
     import ganctl.weights as weights
 
     arch = ARCHITECTURES.get("mnist-dcgan").obj
@@ -125,6 +127,11 @@ def test_latent_walk_with_a_fixed_class_and_a_class_walk(tmp_path, monkeypatch):
                    class_names=CLASSES)  # fmt: skip
     real_load = weights.load_generator
     monkeypatch.setattr(weights, "load_generator", lambda p, d="cpu": (ClassColourGenerator(), real_load(p, d)[1]))
+    return path
+
+
+def test_latent_walk_with_a_fixed_class_and_a_class_walk(tmp_path, class_colour_file):
+    path = class_colour_file
     out = tmp_path / "walk.png"
     result = run("latent-walk", "--weights", str(path), "--class-walk", "circle,triangle", "--steps", "4", "--rows", "1",
                  "--seed", "0", "--scale", "1", "--padding", "0", "--out", str(out))  # fmt: skip
@@ -138,17 +145,10 @@ def test_latent_walk_with_a_fixed_class_and_a_class_walk(tmp_path, monkeypatch):
     assert np.all(np.abs(np.asarray(Image.open(out).convert("L")).astype(int) - 128) <= 1)  # every frame the square's gray
 
 
-def test_latent_walk_through_a_z_file_keeps_its_classes(tmp_path, monkeypatch):
-    import ganctl.weights as weights
+def test_latent_walk_through_a_z_file_keeps_its_classes(tmp_path, class_colour_file):
     from safetensors.numpy import save_file
 
-    arch = ARCHITECTURES.get("mnist-dcgan").obj
-    args = arch.arch_args(latent_dim=4, num_classes=3)
-    path = tmp_path / "g.safetensors"
-    save_generator(path, arch.build_generator(**args), architecture="mnist-dcgan", arch_args=args, pixel_range=(-1.0, 1.0),
-                   class_names=CLASSES)  # fmt: skip
-    real_load = weights.load_generator
-    monkeypatch.setattr(weights, "load_generator", lambda p, d="cpu": (ClassColourGenerator(), real_load(p, d)[1]))
+    path = class_colour_file
     z_file, out = tmp_path / "z.safetensors", tmp_path / "walk.png"
     save_file({"z": np.zeros((2, 4), np.float32), "y": np.array([0, 2])}, str(z_file))  # a circle, then a triangle
     common = ["latent-walk", "--weights", str(path), "--z-file", str(z_file), "--steps", "4", "--scale", "1", "--padding", "0"]
