@@ -151,15 +151,15 @@ class Architecture:
             args["num_classes"] = num_classes
         return args
 
-    def build(self, **arch_args: Any) -> tuple[Any, Any]:
+    def build(self, *, init: str | None = None, **arch_args: Any) -> tuple[Any, Any]:
         """Build ``(generator, discriminator)`` from ``arch_args`` (recipe defaults for what is
-        missing), initialised as the recipe says."""
+        missing), initialised as ``init`` says (default: the architecture's recipe)."""
         args = self._complete(arch_args)
         generator, discriminator = self.factory(**args)
         from ganctl.nn_init import initialise  # torch, so imported only when building
 
-        initialise(generator, self.recipe.init)
-        initialise(discriminator, self.recipe.init)
+        initialise(generator, init or self.recipe.init)
+        initialise(discriminator, init or self.recipe.init)
         return generator, discriminator
 
     def build_generator(self, **arch_args: Any) -> Any:

@@ -17,9 +17,9 @@ from ganctl.registry import LOSSES, REGULARIZERS
 from ganctl.training.augment import DiffAugment
 from ganctl.training.batches import RealBatches
 from ganctl.training.ema import GeneratorEMA
-from ganctl.training.loop import make_adam
+from ganctl.training.assembly import make_adam
 from ganctl.training.stats import StepStats
-from ganctl.training.step import Networks, TrainStep
+from ganctl.training.step import Networks, Streams, TrainStep
 from ganctl.weights import load_generator, read_info
 from tests.runfolders import assert_resume_is_bitwise
 from tests.runfolders import generator_tensors as tensors
@@ -192,9 +192,9 @@ def tiny_step(recipe: Recipe, regularizer=None) -> TrainStep:
     real = RealBatches(torch.randint(0, 256, (32, 3, 2, 2), dtype=torch.uint8), batch=recipe.batch_size // 2,
                        sampling="random", pixel_range=(-1, 1), device=torch.device("cpu"), seed=0)
     nets = Networks(G, D, torch.optim.Adam(G.parameters()), torch.optim.Adam(D.parameters()))
-    return TrainStep(nets, loss=LOSSES.get(recipe.loss).obj(), recipe=recipe, real=real, latent_rng=torch.Generator(),
-                     device=torch.device("cpu"), amp=False, stats=StepStats(), regularizer=regularizer,
-                     penalty_rng=torch.Generator())
+    streams = Streams(real, latents=torch.Generator(), penalty=torch.Generator())
+    return TrainStep(nets, streams, recipe=recipe, loss=LOSSES.get(recipe.loss).obj(), regularizer=regularizer,
+                     stats=StepStats(), device=torch.device("cpu"), amp=False)
 
 
 @pytest.mark.parametrize(

@@ -190,7 +190,7 @@ def test_discriminator_wins_and_blank_watches():
 
 
 def test_d_wins_and_blank_samples_are_reported_with_remedies(tmp_path, monkeypatch):
-    import ganctl.training.loop as loop_module
+    import ganctl.training.events as loop_module
 
     class Eager(DiscriminatorWinsWatch):  # any accuracy counts, from the first record
         def __init__(self):

@@ -15,14 +15,10 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from ganctl.bench.baseline import BaselineLoop
-from ganctl.registry import ARCHITECTURES, LOSSES, REGULARIZERS
-from ganctl.training.batches import RealBatches
-from ganctl.training.config import real_per_step
 from ganctl.device import autocast, use_amp
-from ganctl.training.augment import DiffAugment
-from ganctl.training.ema import GeneratorEMA
-from ganctl.training.stats import StepStats
-from ganctl.training.step import Networks, TrainStep
+from ganctl.registry import ARCHITECTURES
+from ganctl.training.assembly import Hardware, assemble, synthetic_images
+from ganctl.training.step import TrainStep
 
 
 @dataclass
@@ -87,34 +83,12 @@ INGREDIENTS = dict(ema_kimg=10.0, augment="color,translation,cutout", regularize
 
 def ganctl_step(arch_name: str, device: torch.device, *, amp: bool | None, channels_last: bool, compile: bool,
                 batch_size: int | None, ingredients: bool = False):
-    from ganctl.training.loop import make_adam
-
-    arch = ARCHITECTURES.get(arch_name).obj
-    recipe = arch.recipe.replace(batch_size=batch_size, **(INGREDIENTS if ingredients else {}))
-    torch.manual_seed(0)
-    generator, discriminator = arch.build()
-    layout = torch.channels_last if channels_last else torch.contiguous_format
-    generator = generator.to(device, memory_format=layout)
-    discriminator = discriminator.to(device, memory_format=layout)
-    regularizer = REGULARIZERS.get(recipe.regularizer).obj() if recipe.regularizer != "none" else None
-    images = torch.randint(0, 256, (max(8 * recipe.batch_size, 1024), recipe.channels, recipe.image_size, recipe.image_size), dtype=torch.uint8)
-    real = RealBatches(images.contiguous(memory_format=layout), batch=real_per_step(recipe), sampling=recipe.sampling,
-                       pixel_range=recipe.pixel_range, device=device, seed=1)
-    latent_rng = torch.Generator(device=device).manual_seed(2)
-    nets = Networks(
-        generator, discriminator, make_adam(generator, recipe, recipe.g_lr, device),
-        make_adam(discriminator, recipe, recipe.d_lr, device, lazy_interval=recipe.reg_every if regularizer else 1),
-    )  # fmt: skip
-    step = IteratingStep(TrainStep(
-        nets, loss=LOSSES.get(recipe.loss).obj(), recipe=recipe, real=real, latent_rng=latent_rng, device=device,
-        amp=use_amp(device, amp), stats=StepStats(), regularizer=regularizer,
-        penalty_rng=torch.Generator(device=device).manual_seed(3) if regularizer else None,
-        augment=DiffAugment(recipe.augment, recipe.pixel_range, device, seed=4) if recipe.augment else None,
-        ema=GeneratorEMA(generator, half_life_kimg=recipe.ema_kimg, batch_size=recipe.batch_size, rampup=recipe.ema_rampup,
-                         start_step=recipe.ema_start) if recipe.ema_kimg is not None else None,
-        compile=compile,
-    ))  # fmt: skip
-    return step, generator, recipe
+    """The recipe's own step, assembled exactly as ``ganctl train`` assembles it (spectral norm,
+    label smoothing, D's input scale and all), on random images already in memory."""
+    recipe = ARCHITECTURES.get(arch_name).obj.recipe.replace(batch_size=batch_size, **(INGREDIENTS if ingredients else {}))
+    hardware = Hardware(device, amp=amp, channels_last=channels_last, compile=compile, stream=False)
+    parts = assemble(arch_name, recipe, synthetic_images(recipe), hardware, seed=0)
+    return IteratingStep(parts.step), parts.G, recipe
 
 
 def _time_step(step: IteratingStep, device: torch.device, *, steps: int, warmup: int) -> tuple[float, float, float]:

@@ -82,7 +82,7 @@ class Phase:
 
     name: str
     nets: tuple[str, ...]  # networks whose optimisers step, in the order their losses back-propagate
-    draw: Callable[[], Draws]
+    draw: Callable[[Iteration], Draws]
     compute: Callable[[Draws], PhaseResult]
     every: int = 1  # run on iterations i with i % every == 0 (i counted from 0)
     compilable: bool = True
@@ -90,59 +90,77 @@ class Phase:
 
 @dataclass
 class Networks:
-    """The two networks and their optimisers."""
+    """The two networks, their optimisers and the generator's moving average (if any)."""
 
     G: nn.Module
     D: nn.Module
     g_optimizer: torch.optim.Optimizer
     d_optimizer: torch.optim.Optimizer
+    ema: GeneratorEMA | None = None
+
+
+@dataclass
+class Streams:
+    """Where a step's random inputs come from, each its own checkpointed generator."""
+
+    real: RealBatches
+    latents: torch.Generator  # latents and G's classes of the global batch
+    penalty: torch.Generator | None = None  # a regulariser's own draws (GP's mixing weights)
+    augment: DiffAugment | None = None  # DiffAugment with its generator; None: off
+
+
+@dataclass(frozen=True)
+class Share:
+    """This process's part of the global batch under torchrun (one process: all of it)."""
+
+    rank: int = 0
+    world: int = 1
+    # gradients averaged over the processes before each optimiser step (None: one process)
+    average_gradients: Callable[[list[torch.Tensor]], None] | None = None
+
+
+@dataclass
+class Iteration:
+    """What the phases of one iteration hand each other, explicitly: the images of its last D
+    update (real, fake and their classes), which the fake half-batch and a lazy penalty reuse."""
+
+    index: int  # iterations completed before this one
+    real: torch.Tensor | None = None
+    fake: torch.Tensor | None = None
+    labels: torch.Tensor | None = None
 
 
 class TrainStep:
     def __init__(
         self,
         nets: Networks,
+        streams: Streams,
         *,
-        loss: GANLoss,
         recipe: Recipe,
-        real: RealBatches,
-        latent_rng: torch.Generator,
+        loss: GANLoss,
+        regularizer: Regularizer | None,
+        stats: StepStats,
         device: torch.device,
         amp: bool,
-        stats: StepStats,
-        regularizer: Regularizer | None = None,
-        penalty_rng: torch.Generator | None = None,
-        augment: DiffAugment | None = None,
-        ema: GeneratorEMA | None = None,
         class_weights: torch.Tensor | None = None,
-        average_gradients: Callable[[list[torch.Tensor]], None] | None = None,
-        latent_share: tuple[int, int] = (0, 1),
+        share: Share = Share(),
         compile: bool = False,
         log: Callable[[str], None] | None = None,
     ) -> None:
         self.nets = nets
-        self.G, self.D = nets.G, nets.D
+        self.G, self.D, self.ema = nets.G, nets.D, nets.ema
         self.optimizers = {"G": nets.g_optimizer, "D": nets.d_optimizer}
         self.params = {
             "G": [p for p in nets.G.parameters() if p.requires_grad],
             "D": [p for p in nets.D.parameters() if p.requires_grad],
         }
-        self.loss, self.recipe, self.real = loss, recipe, real
-        self.latent_rng, self.device, self.amp = latent_rng, device, amp
-        self.stats = stats
-        self.regularizer, self.penalty_rng = regularizer, penalty_rng
-        self.augment, self.ema = augment, ema
+        self.streams, self.real, self.augment = streams, streams.real, streams.augment
+        self.loss, self.recipe, self.regularizer = loss, recipe, regularizer
+        self.device, self.amp, self.stats = device, amp, stats
         self.class_weights = class_weights  # images per class, on the device; None: unconditional
-        # under torchrun: gradients averaged over the processes before each optimiser step, and
-        # latents drawn for the whole (global) batch, of which this process keeps its share
-        self.average_gradients = average_gradients
-        self.latent_share = latent_share
+        # under torchrun: latents drawn for the whole (global) batch, of which this process keeps its share
+        self.share = share
         self.lazy_reg = regularizer is not None and recipe.reg_every > 1
-        self.iteration = 0  # iterations completed before the current one
-        # the images of the last D update, for the lazy regularisation phase
-        self.last_real: torch.Tensor | None = None
-        self.last_fake: torch.Tensor | None = None
-        self.last_labels: torch.Tensor | None = None  # their classes (conditional runs)
         self.phases = self._phases()
         self.log = log
         # one compiled function per kind of phase (repeated D updates share theirs)
@@ -152,33 +170,33 @@ class TrainStep:
 
     def __call__(self, iteration: int) -> None:
         """Run iteration number ``iteration`` (0-based: the count of iterations already done)."""
-        self.iteration = iteration
+        it = Iteration(iteration)
         for phase in self.phases:
             if iteration % phase.every == 0:
-                self._run(phase)
+                self._run(phase, it)
 
     # --- the runner -----------------------------------------------------------------------
-    def _run(self, phase: Phase) -> None:
+    def _run(self, phase: Phase, it: Iteration) -> None:
         for net in phase.nets:
             self.optimizers[net].zero_grad(set_to_none=True)
-        result = self._compute(phase, phase.draw())
+        result = self._compute(phase, phase.draw(it))
         for name, value in result.stats.items():
             self.stats.add(name, value)
         losses = dict(result.losses)
         if result.d_images is not None:
             # remembered for the lazy regularisation phase; a penalty that is not lazy joins now
-            self.last_real, self.last_fake, self.last_labels = result.d_images
+            it.real, it.fake, it.labels = result.d_images
             if self.regularizer is not None and not self.lazy_reg:
-                losses["D"] = losses["D"] + self._penalty(self.last_real, self.last_fake)
+                losses["D"] = losses["D"] + self._penalty(it.real, it.fake, it.labels)
         for i, net in enumerate(phase.nets):
             # keep the shared graph alive for the next network's backward (simultaneous update)
             losses[net].backward(inputs=self.params[net], retain_graph=i + 1 < len(phase.nets))
         for net in phase.nets:
-            if self.average_gradients is not None:
-                self.average_gradients(self.params[net])
+            if self.share.average_gradients is not None:
+                self.share.average_gradients(self.params[net])
             self.optimizers[net].step()
             if net == "G" and self.ema is not None:
-                self.ema.update(self.iteration + 1)
+                self.ema.update(it.index + 1)
 
     def _compute(self, phase: Phase, drawn: Draws) -> PhaseResult:
         compiled = self.compiled.get(phase.compute) if self.compiled is not None and phase.compilable else None
@@ -229,7 +247,7 @@ class TrainStep:
         else:
             phases.append(Phase("G", ("G",), self._draw_g, self._g_main))
         if self.lazy_reg:  # last, on the images of the iteration's last D update (StyleGAN2's order)
-            phases.append(Phase("D_reg", ("D",), self._no_draws, self._d_regularize, every=r.reg_every, compilable=False))
+            phases.append(Phase("D_reg", ("D",), self._draw_d_images, self._d_regularize, every=r.reg_every, compilable=False))
         return phases
 
     # --- the one path into D ---------------------------------------------------------------
@@ -251,20 +269,20 @@ class TrainStep:
     # --- draws (eager) ------------------------------------------------------------------------
     def _own_share(self, drawn: torch.Tensor) -> torch.Tensor:
         """This process's rows of a draw made for the whole (global) batch: all of it on one process."""
-        rank, world = self.latent_share
+        rank, world = self.share.rank, self.share.world
         n = drawn.shape[0] // world
         return drawn[rank * n : (rank + 1) * n] if world > 1 else drawn
 
     def _latents(self, n: int) -> torch.Tensor:
-        world = self.latent_share[1]
-        return self._own_share(torch.randn(n * world, self.recipe.latent_dim, generator=self.latent_rng, device=self.device))
+        world = self.share.world
+        return self._own_share(torch.randn(n * world, self.recipe.latent_dim, generator=self.streams.latents, device=self.device))
 
     def _g_labels(self, n: int) -> torch.Tensor | None:
         """Classes for G's own batch, as frequent as in the training set (None: unconditional)."""
         if self.class_weights is None:
             return None
-        world = self.latent_share[1]
-        return self._own_share(torch.multinomial(self.class_weights, n * world, replacement=True, generator=self.latent_rng))
+        world = self.share.world
+        return self._own_share(torch.multinomial(self.class_weights, n * world, replacement=True, generator=self.streams.latents))
 
     def _augmentation(self, n: int) -> dict[str, torch.Tensor] | None:
         """The parameters of one DiffAugment call on ``n`` images (None: no augmentation)."""
@@ -273,34 +291,35 @@ class TrainStep:
         size = self.recipe.image_size
         return self.augment.draw(n, size, size, self.device)
 
-    def _draw_d_real_half(self) -> Draws:
+    def _draw_d_real_half(self, it: Iteration) -> Draws:
         real, labels = self.real.next_labelled()
-        self.last_real, self.last_labels = real, labels  # the fake half's penalty takes these
+        it.real, it.labels = real, labels  # the fake half is made for these classes; its penalty takes these images
         return {"real": real, "labels": labels, "aug": self._augmentation(real.shape[0])}
 
-    def _draw_d_fake_half(self) -> Draws:
+    def _draw_d_fake_half(self, it: Iteration) -> Draws:
         n = self.recipe.batch_size // 2
-        return {"real": self.last_real, "labels": self.last_labels, "z": self._latents(n), "aug": self._augmentation(n)}
+        return {"real": it.real, "labels": it.labels, "z": self._latents(n), "aug": self._augmentation(n)}
 
-    def _draw_d_joint(self) -> Draws:
+    def _draw_d_joint(self, it: Iteration) -> Draws:
         real, labels = self.real.next_labelled()
         z = self._latents(self.recipe.batch_size // 2)
         return {"real": real, "labels": labels, "z": z, "aug": self._augmentation(2 * real.shape[0])}
 
-    def _draw_d_both(self) -> Draws:
+    def _draw_d_both(self, it: Iteration) -> Draws:
         real, labels = self.real.next_labelled()
         z = self._latents(real.shape[0])
         return {"real": real, "labels": labels, "z": z,
                 "aug_real": self._augmentation(real.shape[0]), "aug_fake": self._augmentation(real.shape[0])}  # fmt: skip
 
-    def _draw_g(self) -> Draws:
+    def _draw_g(self, it: Iteration) -> Draws:
         n = self.recipe.batch_size
         z = self._latents(n)
         return {"z": z, "labels": self._g_labels(n), "aug": self._augmentation(n)}
 
     @staticmethod
-    def _no_draws() -> Draws:
-        return {}  # the lazy penalty works on the last D update's images; its own draws are the penalty's
+    def _draw_d_images(it: Iteration) -> Draws:
+        # the lazy penalty works on the last D update's images; its own random draws are the penalty's
+        return {"real": it.real, "fake": it.fake, "labels": it.labels}
 
     # --- computations (pure functions of the draws: what a compiled step traces) -------------
     def _generate(self, z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
@@ -324,10 +343,11 @@ class TrainStep:
                 stats["d_acc_fake"] = (~self.loss.says_real(fake_logits)).float().mean()
         return stats
 
-    def _penalty(self, real: torch.Tensor, fake: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
-        """The regulariser's loss term (eager: double backward), its statistic reported under its name."""
-        labels = self.last_labels  # real, fake and any mix of them share the real images' classes
-        value = self.regularizer.value(lambda x: self.run_D(x, labels, for_penalty=True), real, fake, self.penalty_rng)
+    def _penalty(self, real: torch.Tensor, fake: torch.Tensor, labels: torch.Tensor | None, scale: float = 1.0) -> torch.Tensor:
+        """The regulariser's loss term (eager: double backward), its statistic reported under its name.
+
+        Real, fake and any mix of them share the real images' classes (``labels``)."""
+        value = self.regularizer.value(lambda x: self.run_D(x, labels, for_penalty=True), real, fake, self.streams.penalty)
         self.stats.add(self.recipe.regularizer, value)
         return value * (self.recipe.reg_weight * self.regularizer.factor * scale)
 
@@ -369,7 +389,8 @@ class TrainStep:
 
     def _d_regularize(self, drawn: Draws) -> PhaseResult:
         """Lazy regularisation (StyleGAN2): the penalty alone, every reg_every iterations, times the interval."""
-        return PhaseResult({"D": self._penalty(self.last_real, self.last_fake, scale=self.recipe.reg_every)}, {})
+        penalty = self._penalty(drawn["real"], drawn["fake"], drawn["labels"], scale=self.recipe.reg_every)
+        return PhaseResult({"D": penalty}, {})
 
     def _g_main(self, drawn: Draws) -> PhaseResult:
         """G on a full batch of latents against the "real" target."""
