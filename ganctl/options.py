@@ -162,7 +162,7 @@ def S(*flags: str, **kw: Any) -> OptionSpec:
     return OptionSpec(None, None, flags, **kw)
 
 
-N = AtLeast(1)
+N = AtLeast(1)  # the usual check of a count
 
 # In the order --help shows them (within each panel).
 OPTIONS: tuple[OptionSpec, ...] = (

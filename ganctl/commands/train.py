@@ -25,8 +25,9 @@ def _typer_parameters() -> list[inspect.Parameter]:
             metavar=option.metavar,
             rich_help_panel=option.panel,
         )
-        given_or_not = option.default is not None or option.flag_value is not None
-        annotation = Annotated[option.type if given_or_not else Optional[option.type], info]
+        # None stands for "not given" unless the option has a value of its own when absent
+        absent_value = option.default is not None or option.flag_value is not None
+        annotation = Annotated[option.type if absent_value else Optional[option.type], info]
         parameters.append(inspect.Parameter(option.param, inspect.Parameter.KEYWORD_ONLY, default=option.default, annotation=annotation))
     return parameters
 
