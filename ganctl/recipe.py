@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 DUpdate = Literal["separate", "joint", "simultaneous"]
 Sampling = Literal["random", "shuffle"]
@@ -17,11 +17,12 @@ Init = Literal["keras", "dcgan", "torch"]
 LRDecay = Literal["constant", "linear"]
 SpectralNorm = Literal["none", "d", "g", "both"]
 
-D_UPDATES = ("separate", "joint", "simultaneous")
-SAMPLINGS = ("random", "shuffle")
-INITS = ("keras", "dcgan", "torch")
-LR_DECAYS = ("constant", "linear")
-SPECTRAL_NORMS = ("none", "d", "g", "both")
+# The allowed values, read from the Literal types (kept importable under their old names).
+D_UPDATES = get_args(DUpdate)
+SAMPLINGS = get_args(Sampling)
+INITS = get_args(Init)
+LR_DECAYS = get_args(LRDecay)
+SPECTRAL_NORMS = get_args(SpectralNorm)
 
 
 @dataclass(frozen=True)

@@ -249,7 +249,10 @@ def register_regularizer(name: str, *, description: str) -> Callable[[type[T]], 
     """Register a ``ganctl.regularizers.Regularizer`` subclass under ``name``."""
 
     def decorate(cls: type[T]) -> type[T]:
+        from ganctl.regularizers import fill_names
+
         REGULARIZERS.add(name, cls, description, _source_for(cls))
+        fill_names(cls, name)
         return cls
 
     return decorate

@@ -13,7 +13,7 @@ double backward that ``torch.compile`` does not support and that bf16 would make
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 if TYPE_CHECKING:
     import torch
@@ -21,6 +21,10 @@ if TYPE_CHECKING:
 
 class Regularizer:
     factor: float = 1.0  # the loss term is weight * factor * value
+    # How its statistic is shown: in reports ("R1") and as a TensorBoard tag ("reg/r1").
+    # Left empty, ``register_regularizer`` derives them from the registered name.
+    display_name: ClassVar[str] = ""
+    tensorboard_tag: ClassVar[str] = ""
 
     def value(
         self,
@@ -30,6 +34,15 @@ class Regularizer:
         rng: torch.Generator,
     ) -> torch.Tensor:
         raise NotImplementedError
+
+
+def fill_names(cls: type, name: str) -> None:
+    """The display name and TensorBoard tag of a regulariser registered as ``name``, where its
+    class (not a parent) leaves them out: the name itself, and ``reg/NAME``."""
+    if not vars(cls).get("display_name"):
+        cls.display_name = name
+    if not vars(cls).get("tensorboard_tag"):
+        cls.tensorboard_tag = f"reg/{name}"
 
 
 def input_gradient(d_forward: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor) -> torch.Tensor:

@@ -27,7 +27,8 @@ from ganctl.errors import GanctlError
 FOLDER = "tb"
 MISSING = "--tensorboard needs the tensorboard package: pip install 'ganctl[tensorboard]'"
 
-# metrics.jsonl keys → TensorBoard tags; a key not here is placed by ``tag_for``'s rules
+# metrics.jsonl keys → TensorBoard tags; a regulariser's statistic takes the tag its plugin
+# gives it (``Regularizer.tensorboard_tag``), any other key is placed by ``tag_for``'s rules
 TAGS = {
     "d_loss_real": "loss/d_real",
     "d_loss_fake": "loss/d_fake",
@@ -42,9 +43,6 @@ TAGS = {
     "images_per_s": "speed/images_per_s",
     "lr_g": "lr/g",
     "lr_d": "lr/d",
-    "r1": "reg/r1",
-    "r2": "reg/r2",
-    "gp": "reg/gp",
 }
 NOT_SCALARS = {"step", "epoch"}  # the x axis, not a curve
 HPARAM_METRICS = ("eval/fid", "eval/kid", "loss/g", "loss/d_real", "loss/d_fake")
@@ -57,16 +55,21 @@ def require_tensorboard() -> None:
 
 
 def tag_for(key: str) -> str:
-    """The TensorBoard tag of a metrics key: the fixed names first, then by the key's shape."""
+    """The TensorBoard tag of a metrics key: the fixed names first, then a regulariser's own
+    tag, then by the key's shape."""
     if key in TAGS:
         return TAGS[key]
+    from ganctl.registry import REGULARIZERS
+
+    if key in REGULARIZERS:  # its statistic, reported under the registered name
+        return REGULARIZERS.get(key).obj.tensorboard_tag
     if key.startswith("lr_"):
         return f"lr/{key[3:]}"
     if key.endswith("_loss") or key.startswith("loss_"):
         return f"loss/{key.removesuffix('_loss').removeprefix('loss_')}"
     if key.startswith("acc_") or key.startswith("d_acc_"):
         return f"acc/{key.removeprefix('d_acc_').removeprefix('acc_')}"
-    return f"train/{key}"  # r1, augment_p, grad norms...
+    return f"train/{key}"  # augment_p, grad norms...
 
 
 class TensorBoardSink:

@@ -12,6 +12,7 @@ import typer.exceptions
 from rich.console import Console
 
 from ganctl.errors import GanctlError
+from ganctl.options import AMP_HELP, DEVICE_HELP
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -20,8 +21,8 @@ OUTPUT_PANEL, DEVICE_PANEL = "Output", "Device"
 ForceOption = Annotated[bool, typer.Option("--force", "-f", help="Overwrite existing output files.", rich_help_panel=OUTPUT_PANEL)]
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No notes, progress bars or 'Wrote ...' lines (eval still prints its result).", rich_help_panel=OUTPUT_PANEL)]
 ScaleOption = Annotated[Optional[int], typer.Option(help="Enlarge K times, nearest neighbour (crisp pixels); default: enough for the picture's smaller side to be at least 256 px (1 for --individual files).", metavar="K", rich_help_panel=OUTPUT_PANEL)]
-DeviceOption = Annotated[str, typer.Option(help="auto | cpu | cuda | mps (auto: CUDA, then MPS, then CPU).", rich_help_panel=DEVICE_PANEL)]
-AmpOption = Annotated[Optional[bool], typer.Option("--amp/--no-amp", help="bf16 autocast (default auto: on for CUDA and for CPUs with native bf16, AVX-512 BF16 or AMX; --no-amp: exact float32).", rich_help_panel=DEVICE_PANEL)]
+DeviceOption = Annotated[str, typer.Option(help=DEVICE_HELP, rich_help_panel=DEVICE_PANEL)]
+AmpOption = Annotated[Optional[bool], typer.Option("--amp/--no-amp", help=AMP_HELP, rich_help_panel=DEVICE_PANEL)]
 
 
 

@@ -2,91 +2,47 @@
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
 
-from ganctl.commands.common import AmpOption, err, handles_errors, out
+from ganctl import options as opts
+from ganctl.commands.common import err, handles_errors, out
 
-DATA = "Data"
-OPTIM = "Optimisation"
-RUN = "Run folder and output"
-HW = "Device"
-DIST = "Several processes (under torchrun, see docs/distributed.md)"
-EVAL = "Evaluation (FID/KID, see docs/eval.md)"
-MODERN = "Stabilisers and quality (all off in the tutorials' recipes; see docs/train.md)"
 
-# Options that may change when a run is resumed; anything else would make it another run.
-# --eval-n is not among them: figures of different sample counts do not compare.
-RESUMABLE = {
-    "epochs", "max_steps", "device", "quiet", "checkpoint_every", "keep_checkpoints", "log_every", "compile",
-    "eval_every", "inception", "tensorboard", "stream_data", "sync_bn",
-}  # fmt: skip
+def _typer_parameters() -> list[inspect.Parameter]:
+    """The command's parameters, one per row of ``ganctl.options.OPTIONS`` that has flags."""
+    from rich.markup import escape
+
+    parameters = []
+    for option in opts.COMMAND_LINE:
+        info = typer.Option(
+            *option.flags,
+            help=escape(option.help),  # plain text: "ganctl[tensorboard]" is no markup
+            metavar=option.metavar,
+            rich_help_panel=option.panel,
+        )
+        # None stands for "not given" unless the option has a value of its own when absent
+        absent_value = option.default is not None or option.flag_value is not None
+        annotation = Annotated[option.type if absent_value else Optional[option.type], info]
+        parameters.append(inspect.Parameter(option.param, inspect.Parameter.KEYWORD_ONLY, default=option.default, annotation=annotation))
+    return parameters
+
+
+def _with_options(command: Callable[..., None]) -> Callable[..., None]:
+    """Give ``command(**values)`` the signature Typer reads its options from."""
+    parameters = _typer_parameters()
+    command.__signature__ = inspect.Signature(parameters, return_annotation=None)  # type: ignore[attr-defined]
+    command.__annotations__ = {p.name: p.annotation for p in parameters} | {"return": None}
+    return command
 
 
 @handles_errors
-def train_command(
-    arch: Annotated[Optional[str], typer.Option(help="Architecture to train (see `ganctl inspect-arch`).", metavar="NAME")] = None,
-    # data
-    dataset: Annotated[Optional[str], typer.Option(help="cifar10, mnist, fashion-mnist, synthetic, or folder:PATH.", rich_help_panel=DATA)] = None,
-    data_dir: Annotated[Optional[Path], typer.Option(help="Where dataset files are looked for (default: ~/.cache/ganctl/data).", rich_help_panel=DATA)] = None,
-    limit: Annotated[Optional[int], typer.Option(help="Use only the first N images of the dataset.", rich_help_panel=DATA)] = None,
-    conditional: Annotated[Optional[bool], typer.Option("--conditional/--unconditional", help="Class-conditional networks trained on the dataset's labels: G(z, y), D(x, y) (see docs/conditional.md).", rich_help_panel=DATA)] = None,
-    image_size: Annotated[Optional[int], typer.Option(help="Train at this image size (the architecture must build at it).", rich_help_panel=DATA)] = None,
-    channels: Annotated[Optional[int], typer.Option(help="1 (grayscale) or 3 (RGB).", rich_help_panel=DATA)] = None,
-    no_download: Annotated[bool, typer.Option("--no-download", help="Never try to download a missing dataset.", rich_help_panel=DATA)] = False,
-    # optimisation
-    epochs: Annotated[Optional[int], typer.Option(help="Epochs (floor(N / batch) iterations each).", rich_help_panel=OPTIM)] = None,
-    batch_size: Annotated[Optional[int], typer.Option(help="Images per iteration.", rich_help_panel=OPTIM)] = None,
-    loss: Annotated[Optional[str], typer.Option(help="Loss (see `ganctl list`): bce, lsgan, hinge...", rich_help_panel=OPTIM)] = None,
-    lr: Annotated[Optional[float], typer.Option(help="Learning rate of both networks.", rich_help_panel=OPTIM)] = None,
-    g_lr: Annotated[Optional[float], typer.Option(help="Generator learning rate (overrides --lr).", rich_help_panel=OPTIM)] = None,
-    d_lr: Annotated[Optional[float], typer.Option(help="Discriminator learning rate (overrides --lr).", rich_help_panel=OPTIM)] = None,
-    beta1: Annotated[Optional[float], typer.Option(help="Adam beta1.", rich_help_panel=OPTIM)] = None,
-    beta2: Annotated[Optional[float], typer.Option(help="Adam beta2.", rich_help_panel=OPTIM)] = None,
-    latent_dim: Annotated[Optional[int], typer.Option(help="Latent size.", rich_help_panel=OPTIM)] = None,
-    label_smoothing: Annotated[Optional[float], typer.Option(help="One-sided: the real target becomes 1 - this (the Keras CIFAR-10 tutorial suggests 0.1).", rich_help_panel=OPTIM)] = None,
-    d_update: Annotated[Optional[str], typer.Option(help="separate | joint | simultaneous (see docs/train.md).", rich_help_panel=OPTIM)] = None,
-    init: Annotated[Optional[str], typer.Option(help="Weight initialisation: keras | dcgan | torch.", rich_help_panel=OPTIM)] = None,
-    d_steps: Annotated[Optional[int], typer.Option(help="D updates per G update, in every --d-update mode (5 for a WGAN critic).", rich_help_panel=OPTIM)] = None,
-    lr_decay: Annotated[Optional[str], typer.Option(help="constant | linear (to zero at the last step).", metavar="SCHEDULE", rich_help_panel=OPTIM)] = None,
-    # modern ingredients
-    reg: Annotated[Optional[str], typer.Option("--reg", help="Regulariser of D: none | r1 | r2 | gp (see `ganctl list`).", metavar="NAME", rich_help_panel=MODERN)] = None,
-    reg_weight: Annotated[Optional[float], typer.Option(help="Its weight (gamma for r1/r2, lambda for gp; default 10).", rich_help_panel=MODERN)] = None,
-    reg_every: Annotated[Optional[int], typer.Option(help="Apply it every N iterations, scaled by N (lazy; StyleGAN2 uses 16 for r1).", rich_help_panel=MODERN)] = None,
-    ema_kimg: Annotated[Optional[float], typer.Option(help="Generator EMA with this half-life in thousands of images (e.g. 10).", metavar="KIMG", rich_help_panel=MODERN)] = None,
-    ema_start: Annotated[Optional[int], typer.Option(help="Iterations before the EMA starts averaging (it copies G until then).", rich_help_panel=MODERN)] = None,
-    augment: Annotated[Optional[str], typer.Option(help="DiffAugment policy: any of color,translation,cutout.", metavar="POLICY", rich_help_panel=MODERN)] = None,
-    spectral_norm: Annotated[Optional[str], typer.Option(help="Spectral normalisation of none | d | g | both.", metavar="NETS", rich_help_panel=MODERN)] = None,
-    d_input_scale: Annotated[Optional[float], typer.Option(help="D sees its images multiplied by X: with spectral norm, a D that is X-Lipschitz in pixel units (default 1).", metavar="X", rich_help_panel=MODERN)] = None,
-    seed: Annotated[int, typer.Option(help="Random seed; on the CPU a fixed seed makes the run deterministic.", rich_help_panel=OPTIM)] = 0,
-    # run folder
-    out_dir: Annotated[Optional[Path], typer.Option("--out", help="Run folder (default runs/<arch>-<time>).", rich_help_panel=RUN)] = None,
-    resume: Annotated[bool, typer.Option(help="Continue the run in --out (default: the latest run) from its newest checkpoint.", rich_help_panel=RUN)] = False,
-    max_steps: Annotated[Optional[int], typer.Option(help="Stop after N iterations (smoke runs).", rich_help_panel=RUN)] = None,
-    sample_every: Annotated[Optional[int], typer.Option(help="Epochs between sample grids and generator snapshots.", rich_help_panel=RUN)] = None,
-    checkpoint_every: Annotated[Optional[int], typer.Option(help="Iterations between checkpoints (default: one epoch).", rich_help_panel=RUN)] = None,
-    keep_checkpoints: Annotated[Optional[int], typer.Option(help="How many checkpoints to keep (default 3).", rich_help_panel=RUN)] = None,
-    log_every: Annotated[Optional[int], typer.Option(help="Iterations between metrics records (default 50).", rich_help_panel=RUN)] = None,
-    tensorboard: Annotated[Optional[bool], typer.Option("--tensorboard/--no-tensorboard", help="Also write TensorBoard event files to RUN/tb/ (pip install 'ganctl[tensorboard]').", rich_help_panel=RUN)] = None,
-    dry_run: Annotated[bool, typer.Option(help="Print the resolved configuration and exit.", rich_help_panel=RUN)] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or configuration table.", rich_help_panel=RUN)] = False,
-    # evaluation
-    eval_every: Annotated[Optional[int], typer.Option(help="Measure FID and KID every N epochs and at the end; keep the best generator as best.safetensors.", rich_help_panel=EVAL)] = None,
-    eval_n: Annotated[Optional[int], typer.Option(help="Generated (and reference) images per evaluation; at least 2048 (default 10000).", rich_help_panel=EVAL)] = None,
-    inception: Annotated[Optional[Path], typer.Option(help="FID Inception weights file (default: $GANCTL_INCEPTION_WEIGHTS or torch's cache).", rich_help_panel=EVAL)] = None,
-    # device
-    device: Annotated[Optional[str], typer.Option(help="auto | cpu | cuda | mps (auto: CUDA, then MPS, then CPU).", rich_help_panel=HW)] = None,
-    amp: AmpOption = None,
-    channels_last: Annotated[Optional[bool], typer.Option("--channels-last/--no-channels-last", help="NHWC memory layout (default on).", rich_help_panel=HW)] = None,
-    compile: Annotated[Optional[bool], typer.Option("--compile/--no-compile", help="torch.compile each phase of the step whole: G, augmentation, D and losses in one graph (default off: eager; a failed compile falls back to eager).", rich_help_panel=HW)] = None,
-    stream_data: Annotated[Optional[bool], typer.Option("--stream-data/--no-stream-data", help="Keep the images in host memory and copy each batch over (default: only when they do not fit on the device).", rich_help_panel=HW)] = None,
-    # several processes
-    batch_per_gpu: Annotated[Optional[int], typer.Option(help="Images per process and iteration: the batch becomes N × the number of processes (instead of --batch-size, which is the global batch).", rich_help_panel=DIST)] = None,
-    sync_bn: Annotated[Optional[bool], typer.Option("--sync-bn/--no-sync-bn", help="Batch norm over the global batch (SyncBatchNorm; CUDA only). Default: each process's own statistics.", rich_help_panel=DIST)] = None,
-    dist_backend: Annotated[str, typer.Option(help="auto (NCCL for CUDA tensors, gloo for CPU ones) | nccl | gloo.", metavar="NAME", rich_help_panel=DIST)] = "auto",
-) -> None:
+@_with_options
+def train_command(**values: Any) -> None:
     """Train a GAN with its architecture's recipe; any recipe value can be overridden.
 
     Examples (the first run; a tutorial's recipe; FID every 10 epochs; stabilisers):
@@ -108,39 +64,25 @@ def train_command(
     from ganctl.errors import GanctlError
     from ganctl.training.config import TrainConfig
 
-    processes = distributed.start(dist_backend)  # under torchrun: join the other processes
+    processes = distributed.start(values["dist_backend"])  # under torchrun: join the other processes
     try:
-        if batch_per_gpu is not None:
+        batch_per_gpu = values["batch_per_gpu"]
+        if batch_per_gpu is not None:  # --batch-size is the global batch: N × the number of processes
             try:
                 check_at_least("--batch-per-gpu", batch_per_gpu)
-                if batch_size is not None:
+                if values["batch_size"] is not None:
                     raise GanctlError("give --batch-size (the global batch) or --batch-per-gpu, not both")
             except GanctlError as exc:
                 raise distributed.quiet_unless_first(exc, processes.rank) from None
-            batch_size = batch_per_gpu * processes.world
-        recipe_overrides = {
-            "dataset": dataset, "image_size": image_size, "channels": channels, "epochs": epochs,
-            "batch_size": batch_size, "loss": loss, "g_lr": g_lr or lr, "d_lr": d_lr or lr, "beta1": beta1,
-            "beta2": beta2, "latent_dim": latent_dim, "label_smoothing": label_smoothing,
-            "d_update": d_update, "init": init, "sample_every": sample_every, "d_steps": d_steps,
-            "lr_decay": lr_decay, "regularizer": reg, "reg_weight": reg_weight, "reg_every": reg_every,
-            "ema_kimg": ema_kimg, "ema_start": ema_start, "augment": augment, "spectral_norm": spectral_norm,
-            "d_input_scale": d_input_scale, "conditional": conditional,
-        }
-        run_overrides = {
-            "data_dir": str(data_dir) if data_dir else None, "dataset_limit": limit, "device": device,
-            "amp": amp, "channels_last": channels_last, "compile": compile, "stream_data": stream_data, "max_steps": max_steps, "checkpoint_every": checkpoint_every,
-            "keep_checkpoints": keep_checkpoints, "log_every": log_every, "quiet": quiet or None,
-            "download": False if no_download else None, "eval_every": eval_every, "eval_n": eval_n,
-            "inception": str(inception) if inception else None, "tensorboard": tensorboard, "sync_bn": sync_bn,
-        }
+            values = {**values, "batch_size": batch_per_gpu * processes.world}
+        recipe_overrides, run_overrides = opts.overrides(values)
         # Rank 0 resolves the run (a new run's folder name, a resumed run's config.json) for every process.
         resolved = processes.together(
-            lambda: _resolve(processes, arch, seed, resume, out_dir, recipe_overrides, run_overrides), writer_only=True
+            lambda: _resolve(processes, values["resume"], recipe_overrides, run_overrides), writer_only=True
         )
         shared = processes.share_json(None if resolved is None else {"config": resolved[0].to_dict(), "resume": resolved[1]})
         config, resume = resolved if processes.is_writer else (TrainConfig.from_dict(shared["config"]), shared["resume"])
-        if dry_run:  # nothing is loaded or created: the table says so of the run folder
+        if values["dry_run"]:  # nothing is loaded or created: the table says so of the run folder
             if processes.is_writer:
                 _print_config(config, run_dir_note=" (not created: --dry-run)")
             return
@@ -149,12 +91,15 @@ def train_command(
         distributed.stop()
 
 
-def _resolve(processes, arch, seed, resume, out_dir, recipe_overrides, run_overrides):
+def _resolve(processes, resume, recipe_overrides, run_overrides):
     """(the run's configuration, whether it resumes) from the command line and, resuming, its config.json."""
     from ganctl import runs
     from ganctl.registry import ARCHITECTURES
     from ganctl.training.config import TrainConfig
 
+    run_overrides = dict(run_overrides)
+    out_dir = run_overrides.pop("run_dir", None)  # --out: the run folder to make, or to resume
+    out_dir = Path(out_dir) if out_dir is not None else None
     if not resume and processes.restart > 0:
         # torchrun restarted the processes (--max-restarts): continue the run from its newest checkpoint
         candidate = out_dir or runs.latest_run()
@@ -165,15 +110,15 @@ def _resolve(processes, arch, seed, resume, out_dir, recipe_overrides, run_overr
         run_dir = out_dir or runs.latest_run()
         if run_dir is None:
             raise typer.BadParameter(f"there is no run to resume: {runs.where_runs_are_looked_for()}, or name the run with --out")
-        config = _resumed_config(Path(run_dir), arch, seed, recipe_overrides, run_overrides)
+        config = _resumed_config(Path(run_dir), recipe_overrides, run_overrides)
     else:
+        arch = run_overrides.pop("arch", None)
         if arch is None:
             raise typer.BadParameter("choose an architecture with --arch (`ganctl inspect-arch` lists them)")
         recipe = ARCHITECTURES.get(arch).obj.recipe.replace(**recipe_overrides)
-        config = TrainConfig(arch=arch, recipe=recipe, seed=seed)
+        config = TrainConfig(arch=arch, recipe=recipe)
         for key, value in run_overrides.items():
-            if value is not None:
-                setattr(config, key, value)
+            setattr(config, key, value)
         config.run_dir = str(out_dir or runs.new_run_dir(arch))
 
     if config.tensorboard:
@@ -202,7 +147,7 @@ def _train(config, resume: bool, *, writer: bool) -> None:
         out.print(f"Run folder: {config.run_dir}")
 
 
-def _resumed_config(run_dir: Path, arch, seed, recipe_overrides, run_overrides):
+def _resumed_config(run_dir: Path, recipe_overrides, run_overrides):
     from ganctl import runs
     from ganctl.errors import GanctlError
     from ganctl.training.config import read_config_file
@@ -219,35 +164,12 @@ def _resumed_config(run_dir: Path, arch, seed, recipe_overrides, run_overrides):
     config = read_config_file(config_file)
     # Repeating the original options is fine (re-running the same command with --resume);
     # a different value would make it another run.
-    stored_recipe = config.recipe.to_dict()
-    changed = [
-        k for k, v in recipe_overrides.items()
-        if v is not None and k != "epochs" and _differs(v, stored_recipe[k])
-    ]
-    changed += [
-        k for k, v in run_overrides.items()
-        if v is not None and k not in RESUMABLE and _differs(v, getattr(config, k))
-    ]
-    if arch is not None and arch != config.arch:
-        changed.append("arch")
-    if seed != 0 and seed != config.seed:
-        changed.append("seed")
+    changed = opts.changed_on_resume(config, recipe_overrides, run_overrides)
     if changed:
-        names = ", ".join("--" + k.replace("_", "-") for k in changed)
-        raise GanctlError(f"{names} cannot change when resuming {run_dir}; only --epochs, --max-steps, --device, --eval-every, --inception and output options can")
-    if recipe_overrides["epochs"] is not None:
-        config.recipe = config.recipe.replace(epochs=recipe_overrides["epochs"])
-    for key in RESUMABLE - {"epochs"}:
-        if run_overrides.get(key) is not None:
-            setattr(config, key, run_overrides[key])
+        raise GanctlError(opts.resume_refusal(changed, run_dir))
+    opts.resumed(config, recipe_overrides, run_overrides)
     config.run_dir = str(run_dir)
     return config
-
-
-def _differs(given: Any, stored: Any) -> bool:
-    if isinstance(stored, list):
-        stored = tuple(stored)
-    return given != stored
 
 
 def _print_config(config, run_dir_note: str = "") -> None:

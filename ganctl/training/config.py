@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ganctl.errors import GanctlError
-from ganctl.recipe import D_UPDATES, INITS, LR_DECAYS, SAMPLINGS, SPECTRAL_NORMS, Recipe
+from ganctl.options import check_fields
+from ganctl.recipe import Recipe
 
 
 @dataclass
@@ -54,59 +55,16 @@ class TrainConfig:
 
 
 def check(config: TrainConfig) -> None:
-    """Refuse impossible numbers with one sentence each."""
+    """Refuse impossible numbers with one sentence each: each field's check as ganctl.options
+    declares it, then the rules between fields."""
+    complaint = check_fields(config)
+    if complaint:
+        raise GanctlError(complaint)
     r = config.recipe
-    positive = {
-        "--epochs": r.epochs,
-        "--batch-size": r.batch_size,
-        "--latent-dim": r.latent_dim,
-        "--sample-every": r.sample_every,
-        "--sample-grid": r.sample_grid,
-        "--log-every": config.log_every,
-        "--keep-checkpoints": config.keep_checkpoints,
-        "--d-steps": r.d_steps,
-        "--reg-every": r.reg_every,
-    }
-    optional = {
-        "--max-steps": config.max_steps, "--checkpoint-every": config.checkpoint_every, "--limit": config.dataset_limit,
-        "--eval-every": config.eval_every,
-    }  # fmt: skip
-    for option, value in {**positive, **{k: v for k, v in optional.items() if v is not None}}.items():
-        if value < 1:
-            raise GanctlError(f"{option} must be at least 1, not {value}")
-    for option, value in {"--g-lr": r.g_lr, "--d-lr": r.d_lr}.items():
-        if not value > 0:
-            raise GanctlError(f"{option} must be positive, not {value}")
     if not 0 <= r.beta1 < 1 or not 0 <= r.beta2 < 1:
         raise GanctlError(f"Adam betas must lie in [0, 1), not {r.beta1} and {r.beta2}")
-    if not 0 <= r.label_smoothing < 1:
-        raise GanctlError(f"--label-smoothing must lie in [0, 1), not {r.label_smoothing}")
     if r.d_update in ("separate", "joint") and r.batch_size < 2:
         raise GanctlError(f"--batch-size must be at least 2 with d_update '{r.d_update}' (it is split into real and fake halves)")
-    if r.d_update not in D_UPDATES:
-        raise GanctlError(f"unknown d_update '{r.d_update}'; use one of {', '.join(D_UPDATES)}")
-    if r.sampling not in SAMPLINGS:
-        raise GanctlError(f"unknown sampling '{r.sampling}'; use one of {', '.join(SAMPLINGS)}")
-    if r.init not in INITS:
-        raise GanctlError(f"unknown init '{r.init}'; use one of {', '.join(INITS)}")
-    if r.lr_decay not in LR_DECAYS:
-        raise GanctlError(f"unknown --lr-decay '{r.lr_decay}'; use one of {', '.join(LR_DECAYS)}")
-    if r.spectral_norm not in SPECTRAL_NORMS:
-        raise GanctlError(f"unknown --spectral-norm '{r.spectral_norm}'; use one of {', '.join(SPECTRAL_NORMS)}")
-    if not (math.isfinite(r.d_input_scale) and r.d_input_scale > 0):
-        raise GanctlError(f"--d-input-scale must be a positive number, not {r.d_input_scale}")
-    if not (math.isfinite(r.reg_weight) and r.reg_weight >= 0):
-        raise GanctlError(f"--reg-weight must be a non-negative number, not {r.reg_weight}")
-    if r.ema_kimg is not None and not (math.isfinite(r.ema_kimg) and r.ema_kimg > 0):
-        raise GanctlError(f"--ema-kimg (the EMA's half-life in thousands of images) must be positive, not {r.ema_kimg}")
-    if not (math.isfinite(r.ema_rampup) and r.ema_rampup >= 0):
-        raise GanctlError(f"--ema-rampup must be a non-negative number, not {r.ema_rampup}")
-    if r.ema_start < 0:
-        raise GanctlError(f"--ema-start must be at least 0, not {r.ema_start}")
-    if r.augment:
-        from ganctl.training.augment import parse_policy
-
-        parse_policy(r.augment)
 
 
 def real_per_step(recipe: Recipe) -> int:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import torch
 
 from ganctl.errors import GanctlError
+from ganctl.recipe import Recipe
 
 
 class TrainingDiverged(GanctlError):
@@ -33,11 +34,27 @@ def check_finite(stats: dict[str, float], step: int, last_checkpoint: str | None
         )
 
 
-# What usually helps when D overpowers G, named by the options that do it.
-REMEDIES = (
-    "usual remedies: a lower D learning rate (--d-lr), --spectral-norm d, --augment color,translation, "
-    "--reg r1, or --loss hinge"
-)
+def remedies(recipe: Recipe) -> str:
+    """What usually helps when D overpowers G, named by the options that do it: only what
+    ``recipe`` does not use already."""
+    advice = ["a lower D learning rate (--d-lr)"]
+    if recipe.spectral_norm not in ("d", "both"):
+        advice.append("--spectral-norm d")
+    policy = [p for p in recipe.augment.split(",") if p]
+    missing = [p for p in ("color", "translation") if p not in policy]
+    if missing:
+        advice.append(f"--augment {','.join(policy + missing)}")
+    if recipe.regularizer == "none":
+        advice.append("--reg r1")
+    if recipe.loss != "hinge":
+        advice.append("--loss hinge")
+    if len(advice) == 1:
+        return f"usual remedy: {advice[0]}"
+    return f"usual remedies: {', '.join(advice[:-1])}{',' if len(advice) > 2 else ''} or {advice[-1]}"
+
+
+# The advice for a recipe that uses none of them (the training loop's, until it passes its recipe).
+REMEDIES = remedies(Recipe())
 
 
 @dataclass
