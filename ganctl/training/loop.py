@@ -33,13 +33,20 @@ from typing import Any
 
 import torch
 
-from ganctl import __version__, distributed, runs
+from ganctl import __version__, distributed
 from ganctl.conditional import GridLayout, class_counts
 from ganctl.device import use_amp
 from ganctl.errors import GanctlError
 from ganctl.fileio import atomic_write_json
 from ganctl.images import grid, save_animation_of_files, save_png, to_pil, to_uint8
 from ganctl.registry import ARCHITECTURES, LOSSES, REGULARIZERS
+from ganctl.runfolder.layout import (
+    BEST_GENERATOR, CHECKPOINTS, CONFIG, FINAL_GENERATOR, FINAL_GRID, FINAL_TAG, GRID_GLOB, METRICS, PROGRESS_ANIMATION,
+    RAW_GENERATOR, REAL_GRID, SAMPLES, SNAPSHOTS, epoch_tag, grid_name, set_latest, snapshot_name,
+)
+from ganctl.runfolder.lock import RunFolderLock, holds_files, remove_stale_temporaries
+from ganctl.runfolder.manifest import Manifest, write_manifest
+from ganctl.runfolder.records import truncate_after as truncate_metrics
 from ganctl.spectral import apply_spectral_norm, baked_copy, has_parametrizations
 from ganctl.training import checkpoint as ckpt
 from ganctl.training.augment import DiffAugment
@@ -49,7 +56,6 @@ from ganctl.training.ema import GeneratorEMA
 from ganctl.training.health import (
     REMEDIES, BlankWatch, CollapseWatch, DiscriminatorWinsWatch, DiversityWatch, blank_fraction, check_finite, sample_spread,
 )
-from ganctl.training.run_folder import RunFolderLock, holds_files, remove_stale_temporaries, truncate_metrics
 from ganctl.training.stats import StepStats
 from ganctl.training.step import CORE_STATS, Networks, TrainStep
 from ganctl.weights import save_generator
@@ -149,17 +155,22 @@ class Trainer:
     def _prepare_run_dir(self) -> None:
         """Under the lock: remove what a killed process left half-written, then write config.json."""
         self._check_run_dir()  # again, now that no other training can be writing into it
-        config_file = self.run_dir / runs.CONFIG
+        config_file = self.run_dir / CONFIG
         try:
             remove_stale_temporaries(self.run_dir)
             # config.json first: once the folder holds anything, it can be resumed
             if not config_file.exists():
                 atomic_write_json(config_file, {"ganctl_version": __version__, **self.config.to_dict()})
-            for sub in (runs.CHECKPOINTS, runs.SAMPLES, runs.SNAPSHOTS):
+            write_manifest(self.run_dir, Manifest.create(  # once: what the run was set up as (kept on resume)
+                steps_per_epoch=self.steps_per_epoch, total_steps=self.total_steps, epochs=self.recipe.epochs,
+                images=self.images.shape[0], world_size=self.processes.world, device=self.device,
+                classes=zip(self.class_names, class_counts(self.labels, len(self.class_names))) if self.class_names else (),
+            ))  # fmt: skip
+            for sub in (CHECKPOINTS, SAMPLES, SNAPSHOTS):
                 (self.run_dir / sub).mkdir(exist_ok=True)
         except OSError as exc:
             raise GanctlError(f"cannot write to {self.run_dir}: {exc.strerror}") from None
-        runs.set_latest(self.run_dir)
+        set_latest(self.run_dir)
 
     def _load_data(self) -> None:
         """Check the names and load the training images (not yet onto the device)."""
@@ -285,7 +296,7 @@ class Trainer:
         if self.resume:
             self._restore()
         elif p.is_writer:
-            (self.run_dir / runs.METRICS).touch()
+            (self.run_dir / METRICS).touch()
         self.tensorboard = None
         if c.tensorboard and p.is_writer:
             from ganctl.tensorboard_sink import TensorBoardSink
@@ -379,7 +390,7 @@ class Trainer:
             if self.step % self.steps_per_epoch == 0:
                 epoch = self.step // self.steps_per_epoch
                 if epoch % self.recipe.sample_every == 0:
-                    self._samples(f"epoch-{epoch:04d}")
+                    self._samples(epoch_tag(epoch))
                 if self.evaluation and epoch % c.eval_every == 0:
                     self._evaluate()
             if self.step % self.checkpoint_every == 0:
@@ -407,21 +418,21 @@ class Trainer:
         epoch_end = self.step % self.steps_per_epoch == 0
         epoch = self.step // self.steps_per_epoch
         if not (epoch_end and epoch % self.recipe.sample_every == 0):
-            self._samples("final")  # the last grid, unless the epoch's grid is it already
+            self._samples(FINAL_TAG)  # the last grid, unless the epoch's grid is it already
         evaluated = False
         if self.evaluation and self.last_eval_step != self.step:
             self._evaluate()  # the final generator gets its figures too
             evaluated = True
-        self._save_generator(self.run_dir / runs.FINAL_GENERATOR)
+        self._save_generator(self.run_dir / FINAL_GENERATOR)
         if self.ema is not None:
-            self._save_generator(self.run_dir / runs.RAW_GENERATOR, raw=True)
+            self._save_generator(self.run_dir / RAW_GENERATOR, raw=True)
         self._progress_animation()
         # (again if the step's checkpoint predates the evaluation: it records the best FID)
-        if evaluated or self.last_checkpoint != ckpt.checkpoint_path(self.run_dir / runs.CHECKPOINTS, self.step):
+        if evaluated or self.last_checkpoint != ckpt.checkpoint_path(self.run_dir / CHECKPOINTS, self.step):
             self._checkpoint()
         if self.progress:
             self.progress.stop()
-        self.say(f"done: {self.step} iterations; generator in {self.run_dir / runs.FINAL_GENERATOR}")
+        self.say(f"done: {self.step} iterations; generator in {self.run_dir / FINAL_GENERATOR}")
 
     # --- logging and health ---------------------------------------------------------------
     def _log(self) -> None:
@@ -469,7 +480,7 @@ class Trainer:
     def _append_metrics(self, record: dict[str, Any]) -> None:
         if not self.processes.is_writer:
             return
-        with open(self.run_dir / runs.METRICS, "a") as f:
+        with open(self.run_dir / METRICS, "a") as f:
             f.write(json.dumps(record) + "\n")
         if self.tensorboard is not None:  # the same record, from values already on the host
             self.tensorboard.record(record)
@@ -486,15 +497,15 @@ class Trainer:
         images = generator(*self.grid.inputs(self.fixed_z)).float()
         generator.train(was_training)
         png = to_pil(grid(to_uint8(images, low_high), nrow=self.grid.columns))
-        save_png(png, self.run_dir / runs.SAMPLES / f"{tag}.png")
-        real = self.run_dir / runs.SAMPLES / "real.png"
+        save_png(png, self.run_dir / SAMPLES / grid_name(tag))
+        real = self.run_dir / SAMPLES / REAL_GRID
         if not real.exists():  # once: what the model learns from, at its size, beside its grids
             shown = self.real.images[: images.shape[0]].cpu().contiguous()  # the first images: no random draw
             save_png(to_pil(grid(shown)), real)
         if self.tensorboard is not None:
             self.tensorboard.image("samples", self.step, png)
-        if tag != "final":
-            self._save_generator(self.run_dir / runs.SNAPSHOTS / f"generator-{tag}.safetensors")
+        if tag != FINAL_TAG:
+            self._save_generator(self.run_dir / SNAPSHOTS / snapshot_name(tag))
         spread = sample_spread(images, low_high)
         if self.diversity.update(spread):
             self._event(
@@ -514,10 +525,10 @@ class Trainer:
         """progress.gif from the grids so far, built once (at the end or on interruption), not per grid."""
         if not self.processes.is_writer:
             return
-        frames = sorted((self.run_dir / runs.SAMPLES).glob("epoch-*.png"))
-        if (self.run_dir / runs.SAMPLES / "final.png").exists():
-            frames.append(self.run_dir / runs.SAMPLES / "final.png")
-        save_animation_of_files(frames, self.run_dir / "progress.gif", fps=2)
+        frames = sorted((self.run_dir / SAMPLES).glob(GRID_GLOB))
+        if (self.run_dir / SAMPLES / FINAL_GRID).exists():
+            frames.append(self.run_dir / SAMPLES / FINAL_GRID)
+        save_animation_of_files(frames, self.run_dir / PROGRESS_ANIMATION, fps=2)
 
     def _evaluate(self) -> None:
         """FID/KID of the generator now into metrics.jsonl; keep it as best.safetensors if it is the best yet."""
@@ -542,7 +553,7 @@ class Trainer:
         self.last_eval_step = self.step
         if best:
             self._save_generator(
-                self.run_dir / runs.BEST_GENERATOR,
+                self.run_dir / BEST_GENERATOR,
                 fid=record["fid"], kid_mean=record["kid_mean"], eval_n=result["protocol"]["n_evaluated"],
             )
         if self.progress:
@@ -585,7 +596,7 @@ class Trainer:
         if self.stats:  # never save a state whose losses went non-finite
             stats = self.processes.read_stats(self.stats)
             check_finite(stats, self.step, str(self.last_checkpoint) if self.last_checkpoint else None)
-        folder = self.run_dir / runs.CHECKPOINTS
+        folder = self.run_dir / CHECKPOINTS
         path = ckpt.checkpoint_path(folder, self.step)
         if not self.processes.is_writer:
             self.state.collect()  # this process's random states go to rank 0, which writes the file
@@ -613,11 +624,11 @@ class Trainer:
 
     def _restore_newest(self) -> ckpt.Checkpoint | None:
         """The newest checkpoint that reads and fits, loaded; a damaged one is reported and skipped."""
-        folder = self.run_dir / runs.CHECKPOINTS
+        folder = self.run_dir / CHECKPOINTS
         found = ckpt.list_checkpoints(folder)
         if not found:
             self.say(f"no checkpoint in {self.run_dir} yet: starting it from the beginning")
-            truncate_metrics(self.run_dir / runs.METRICS, 0)
+            truncate_metrics(self.run_dir / METRICS, 0)
             return None
         skipped: list[str] = []
         for path in reversed(found):
@@ -630,7 +641,7 @@ class Trainer:
                 skipped.append(path.name)
                 continue
             self.last_checkpoint = path
-            truncate_metrics(self.run_dir / runs.METRICS, self.step)
+            truncate_metrics(self.run_dir / METRICS, self.step)
             instead = f", instead of the damaged {', '.join(skipped)}" if skipped else ""
             (self.warn if skipped else self.say)(f"resuming {self.run_dir} from step {self.step} ({path.name}{instead})")
             saved, now = self.per_rank.saved_world, self.processes.world
