@@ -251,3 +251,13 @@ def test_one_config_reader(tmp_path):
     assert training_dataset(folder.snapshot("epoch-0001")) == "fashion-mnist"
     folder.config.write_text(json.dumps({"recipe": {"dataset": 3}}))
     assert training_dataset(folder.final_generator) is None
+
+
+def test_a_conditional_run_records_its_classes(tmp_path):
+    run = tmp_path / "run"
+    result = runner.invoke(app, ["train", "--arch", "mnist-dcgan", "--conditional", "--dataset", "synthetic", "--limit", "96",
+                                 "--batch-size", "16", "--max-steps", "2", "--quiet", "--out", str(run)])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    m = read_manifest(run)
+    assert list(m.classes) == ["circle", "square", "triangle"] and sum(m.classes.values()) == 96 == m.images
+    assert (m.steps_per_epoch, m.total_steps) == (6, 2)
