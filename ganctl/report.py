@@ -4,7 +4,7 @@ The page needs nothing but itself: the plots (matplotlib, drawn to PNG) and the 
 are inlined as base64 ``data:`` URIs, the CSS is inline, and there is no script and no URL to
 any other place, so it opens from a mail attachment or an air-gapped machine alike.
 
-It reads a run through ``ganctl.runinfo`` as far as the run got: a run still training or an
+It reads a run through ``ganctl.runfolder`` as far as the run got: a run still training or an
 interrupted one is reported up to its last record.
 """
 
@@ -21,14 +21,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ganctl import __version__, runinfo, runs
+from ganctl import __version__
 from ganctl.errors import GanctlError
+from ganctl.runfolder import info as runinfo
+from ganctl.runfolder import layout
+from ganctl.runfolder.config import read_config
+from ganctl.runfolder.layout import RunFolder
+from ganctl.runfolder.records import Metrics, is_number, read_metrics
 
 MAX_STRIP = 60  # grids in a run's strip; more are thinned out evenly (first and last kept)
 THUMB_WIDTH = 256  # grids wider than this are shrunk for the strip (the final grid is not)
 EVENT_GREY = "#555555"
 COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f"]
-GENERATOR_FILES = (("best", runs.BEST_GENERATOR), ("final", runs.FINAL_GENERATOR), ("final, not averaged", runs.RAW_GENERATOR))
+GENERATOR_FILES = (("best", layout.BEST_GENERATOR), ("final", layout.FINAL_GENERATOR), ("final, not averaged", layout.RAW_GENERATOR))
 
 
 def require_matplotlib() -> None:
@@ -43,10 +48,10 @@ class RunData:
     path: Path
     label: str  # the run's name on the page (its folder name; the path if two runs share it)
     config: dict[str, Any]
-    metrics: runinfo.Metrics
+    metrics: Metrics
     progress: runinfo.Progress
     state: str
-    grids: list[Path]  # samples/epoch-*.png, oldest first
+    grids: list[Path]  # the epochs' grids (RunFolder.epoch_grids), oldest first
     final_grid: Path | None
     colour: str = COLOURS[0]
 
@@ -56,12 +61,12 @@ class RunData:
 
 
 def read_run(path: Path) -> RunData:
-    config = runinfo.read_config(path)
-    metrics = runinfo.read_metrics(path / runs.METRICS)
+    folder = RunFolder(path)
+    config = read_config(path)
+    metrics = read_metrics(folder.metrics)
     progress = runinfo.progress(path, config, metrics)
-    samples = path / runs.SAMPLES
-    grids = sorted(samples.glob("epoch-*.png")) if samples.is_dir() else []
-    final = samples / "final.png"
+    grids = folder.epoch_grids()
+    final = folder.final_grid
     return RunData(
         path=path, label=path.name, config=config, metrics=metrics, progress=progress,
         state=runinfo.run_state(path, progress.done, progress.planned), grids=grids,
@@ -87,7 +92,7 @@ def build_report(paths: list[Path]) -> Report:
         if names.count(run.label) > 1:
             run.label = str(run.path)
     notes = [
-        f"{run.path / runs.METRICS}: {run.metrics.skipped:,} unreadable line{'s' if run.metrics.skipped != 1 else ''} skipped"
+        f"{RunFolder(run.path).metrics}: {run.metrics.skipped:,} unreadable line{'s' if run.metrics.skipped != 1 else ''} skipped"
         for run in data if run.metrics.skipped
     ]  # fmt: skip
     page = _Page(data, notes)
@@ -245,9 +250,9 @@ class _Page:
         rows = []
         for run in self.runs:
             for r in run.metrics.evals:
-                kid = f"{r['kid_mean']:.5f} ± {r.get('kid_std', 0):.5f}" if runinfo.is_number(r.get("kid_mean")) else "—"
-                fid = f"{r['fid']:.3f}" if runinfo.is_number(r.get("fid")) else "—"
-                secs = f"{r['eval_seconds']:.1f}" if runinfo.is_number(r.get("eval_seconds")) else "—"
+                kid = f"{r['kid_mean']:.5f} ± {r.get('kid_std', 0):.5f}" if is_number(r.get("kid_mean")) else "—"
+                fid = f"{r['fid']:.3f}" if is_number(r.get("fid")) else "—"
+                secs = f"{r['eval_seconds']:.1f}" if is_number(r.get("eval_seconds")) else "—"
                 n = (r.get("protocol") or {}).get("n_evaluated", "—") if isinstance(r.get("protocol"), dict) else "—"
                 rows.append(f"<tr><td>{_swatch(run)}{_e(run.label)}</td><td class=\"num\">{r['step']:,}</td><td class=\"num\">{_e(fid)}</td>"
                             f"<td class=\"num\">{_e(kid)}</td><td>{'★' if r.get('best') else ''}</td><td class=\"num\">{_e(n)}</td>"
@@ -283,7 +288,7 @@ class _Page:
                      if cells else "<p>No sample grids yet.</p>")  # fmt: skip
             final = ""
             if run.final_grid is not None and (uri := _image_uri(run.final_grid, None, problems)):
-                what = "final grid" if run.final_grid.name == "final.png" else f"latest grid ({_grid_label(run.final_grid)})"
+                what = "final grid" if run.final_grid.name == layout.FINAL_GRID else f"latest grid ({_grid_label(run.final_grid)})"
                 final = f'<figure class="final"><img src="{uri}" alt="{_e(what)}"><figcaption>{_e(what.capitalize())}</figcaption></figure>'
             parts.append(head + strip + final)
         notes = "".join(f'<p class="note">{_e(p)}.</p>' for p in problems)
@@ -437,10 +442,8 @@ def _thin(items: list[Path], k: int) -> list[Path]:
 
 
 def _grid_label(path: Path) -> str:
-    stem = path.stem
-    if stem.startswith("epoch-") and stem[6:].isdigit():
-        return f"epoch {int(stem[6:])}"
-    return stem
+    epoch = layout.tag_epoch(path.stem)
+    return f"epoch {epoch}" if epoch is not None else path.stem
 
 
 def _flat_config(config: dict[str, Any]) -> tuple[dict[str, str], dict[str, str]]:

@@ -23,8 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from ganctl.errors import GanctlError
+from ganctl.runfolder.layout import TENSORBOARD
 
-FOLDER = "tb"
+FOLDER = TENSORBOARD
 MISSING = "--tensorboard needs the tensorboard package: pip install 'ganctl[tensorboard]'"
 
 # metrics.jsonl keys → TensorBoard tags; a regulariser's statistic takes the tag its plugin

@@ -147,7 +147,7 @@ def load_generator(path: Path, device: str | torch.device = "cpu") -> tuple[torc
 
 def load_requested_generator(weights: Path | None, device: str | torch.device) -> tuple[torch.nn.Module, GeneratorInfo, Path]:
     """``(generator in eval mode, its info, its file)`` for ``--weights`` (a file, a run folder, or None: the latest run)."""
-    from ganctl.runs import find_generator
+    from ganctl.runfolder.layout import find_generator
 
     path = find_generator(weights)
     generator, info = load_generator(path, device)

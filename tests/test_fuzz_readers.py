@@ -17,10 +17,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from safetensors.numpy import save as save_numpy
 
-from ganctl import runinfo, runs
 from ganctl.errors import GanctlError
 from ganctl.latents import read_latents
 from ganctl.registry import ARCHITECTURES
+from ganctl.runfolder import info, layout
+from ganctl.runfolder.config import read_config
+from ganctl.runfolder.manifest import read_manifest
+from ganctl.runfolder.records import read_metrics
 from ganctl.training import checkpoint as ckpt
 from ganctl.training.config import TrainConfig, read_config_file
 from ganctl.weights import load_generator, read_info, save_generator
@@ -223,7 +226,23 @@ def test_config_json(data):
     run = FOLDER / "run"
     run.mkdir(exist_ok=True)
     (run / "config.json").write_bytes(data)
-    _expect_result_or_ganctl_error(runinfo.read_config, run)
+    _expect_result_or_ganctl_error(read_config, run)
+
+
+MANIFEST = {"steps_per_epoch": 4, "total_steps": 8, "epochs": 2, "images": 64, "classes": {"a": 40, "b": 24},
+            "world_size": 1, "ganctl_version": "0.1.0", "torch_version": "2.4.0", "device": "cpu",
+            "created": "2025-01-01T12:00:00+00:00", "manifest_version": 1}  # fmt: skip
+
+
+@SETTINGS
+@given(st.one_of(ANY_BYTES, mutated(json.dumps(MANIFEST).encode()),
+                 st.dictionaries(st.sampled_from(sorted(MANIFEST)), JSON).map(lambda d: json.dumps({**MANIFEST, **d}).encode())))
+def test_manifest_json(data):
+    run = FOLDER / "manifest-run"
+    run.mkdir(exist_ok=True)
+    (run / "manifest.json").write_bytes(data)
+    manifest = _expect_result_or_ganctl_error(read_manifest, run)
+    assert manifest is None or manifest.steps_per_epoch >= 1
 
 
 RECORD = json.dumps({"step": 2, "epoch": 0.5, "d_loss_real": 0.7, "g_loss": 0.8}) + "\n"
@@ -233,12 +252,12 @@ EVAL = json.dumps({"step": 4, "epoch": 1.0, "fid": 100.0, "best": True}) + "\n"
 @SETTINGS
 @given(st.one_of(ANY_BYTES, mutated((RECORD + EVAL + RECORD).encode()), st.lists(JSON, max_size=5).map(lambda v: "\n".join(json.dumps(x) for x in v).encode())))
 def test_metrics_jsonl(data):
-    metrics = _expect_result_or_ganctl_error(runinfo.read_metrics, _write("metrics.jsonl", data))
+    metrics = _expect_result_or_ganctl_error(read_metrics, _write("metrics.jsonl", data))
     if metrics is not None:
         metrics.curve_keys(), metrics.best_eval(), metrics.last_step(), metrics.step_epoch_pairs()
         for key in metrics.curve_keys():
             metrics.series(key)
-        runinfo.steps_per_epoch(metrics.step_epoch_pairs())
+        info.steps_per_epoch(metrics.step_epoch_pairs())
 
 
 @SETTINGS
@@ -247,5 +266,5 @@ def test_latest_pointer(data):
     root = FOLDER / "root"
     root.mkdir(exist_ok=True)
     (root / "LATEST").write_bytes(data)
-    result = _expect_result_or_ganctl_error(runs.latest_run, root)
+    result = _expect_result_or_ganctl_error(layout.latest_run, root)
     assert result is None or result.is_dir()

@@ -205,7 +205,7 @@ def test_a_damaged_config_is_one_line_naming_what_is_wrong(damage, tiny_run, tmp
 
 @pytest.fixture
 def crashing_runs(monkeypatch):
-    from ganctl import runinfo
+    from ganctl.runfolder import info as runinfo
 
     def crash(*args, **kwargs):
         raise ValueError("something ganctl never expected\nsecond line")

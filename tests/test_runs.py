@@ -9,7 +9,10 @@ import os
 import pytest
 from typer.testing import CliRunner
 
-from ganctl import runinfo, runs
+from ganctl.runfolder import info, layout
+from ganctl.runfolder.config import read_config
+from ganctl.runfolder.lock import is_running
+from ganctl.runfolder.records import read_metrics
 from ganctl.cli import app
 from tests.runfolders import eval_record, train_record, write_generator, write_run
 
@@ -34,7 +37,7 @@ def test_a_real_finished_run(tiny):
 
 
 def test_states_and_the_latest_mark(tmp_path):
-    root = runs.runs_root()
+    root = layout.runs_root()
     per_epoch = 10
     done = write_run(root / "done", records=[train_record(s, per_epoch) for s in range(5, 41, 5)], epochs=4)
     # finished at 40, then resumed with --epochs 8 and stopped at 60: config.json still says 4
@@ -45,7 +48,7 @@ def test_states_and_the_latest_mark(tmp_path):
     live = write_run(root / "live", records=[train_record(5, per_epoch)], final=False)
     (root / "not-a-run").mkdir()  # no config.json: skipped
     (root / "stray.txt").write_text("hello")
-    runs.set_latest(stopped)
+    layout.set_latest(stopped)
 
     fd = os.open(live / ".lock", os.O_RDWR | os.O_CREAT, 0o644)  # as the trainer holds it
     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -60,8 +63,8 @@ def test_states_and_the_latest_mark(tmp_path):
     assert rows["stopped"]["state"] == "interrupted" and rows["stopped"]["latest"] is True
     assert rows["live"]["state"] == "running"
     assert [r["latest"] for r in rows.values()].count(True) == 1
-    assert runinfo.summarize(live).state == "interrupted"  # the lock is released: no longer running
-    assert runinfo.summarize(done).state == "finished"
+    assert info.summarize(live).state == "interrupted"  # the lock is released: no longer running
+    assert info.summarize(done).state == "finished"
 
     assert table.exit_code == 0
     latest_line = next(line for line in table.stdout.splitlines() if " stopped " in line)
@@ -70,7 +73,7 @@ def test_states_and_the_latest_mark(tmp_path):
 
 
 def test_steps_past_the_records_and_the_best_fid(tmp_path):
-    root = runs.runs_root()
+    root = layout.runs_root()
     records = [train_record(s, 10) for s in (5, 10, 15)] + [eval_record(10, 10, 40.0, True), eval_record(20, 10, 30.5, True)]
     run = write_run(root / "r", records=records, final=False)
     (run / "checkpoints").mkdir()
@@ -81,12 +84,12 @@ def test_steps_past_the_records_and_the_best_fid(tmp_path):
 
 
 def test_planned_steps_are_unknown_before_any_epoch_is_known(tmp_path):
-    run = write_run(runs.runs_root() / "new", records=[], final=False, grids=0)
+    run = write_run(layout.runs_root() / "new", records=[], final=False, grids=0)
     (row,) = runs_json()
     assert row["steps_done"] == 0 and row["steps_planned"] is None and row["state"] == "interrupted"
     table = runner.invoke(app, ["runs"], env={"COLUMNS": "200"})
     assert "0/?" in table.stdout
-    assert runinfo.progress(run, runinfo.read_config(run), runinfo.read_metrics(run / "metrics.jsonl")).planned is None
+    assert info.progress(run, read_config(run), read_metrics(run / "metrics.jsonl")).planned is None
 
 
 @pytest.mark.parametrize("per_epoch", [1, 3, 7, 390, 937, 1875, 60000])
@@ -94,20 +97,20 @@ def test_steps_per_epoch_is_recovered_from_rounded_epochs(per_epoch):
     log_every = 50
     steps = range(log_every, 2 * per_epoch + log_every + 1, log_every)
     pairs = [(s, round(s / per_epoch, 4)) for s in steps]
-    found = runinfo.steps_per_epoch(pairs)
+    found = info.steps_per_epoch(pairs)
     assert found.low <= per_epoch <= found.high
     if any(s % per_epoch == 0 for s in steps) or per_epoch < 2000:
         assert found.exact and found.n == per_epoch
 
 
 def test_early_records_give_an_estimate_not_a_wrong_exact_count():
-    found = runinfo.steps_per_epoch([(2, round(2 / 937, 4))])  # 0.0021: anything from 931 to 975
+    found = info.steps_per_epoch([(2, round(2 / 937, 4))])  # 0.0021: anything from 931 to 975
     assert not found.exact and found.low <= 937 <= found.high
-    assert runinfo.steps_per_epoch([]) is None
+    assert info.steps_per_epoch([]) is None
 
 
 def test_damaged_lines_are_counted_not_fatal(tmp_path):
-    run = write_run(runs.runs_root() / "r", records=[train_record(5, 10)], extra_lines=['{"step": 7, "g_lo', "[1, 2]", "\x00\xff"])
+    run = write_run(layout.runs_root() / "r", records=[train_record(5, 10)], extra_lines=['{"step": 7, "g_lo', "[1, 2]", "\x00\xff"])
     (row,) = runs_json()
     assert row["skipped_lines"] == 3 and row["steps_done"] == 5
     (run / "config.json").write_text("{not json")
@@ -117,21 +120,21 @@ def test_damaged_lines_are_counted_not_fatal(tmp_path):
 
 def test_the_lock_test_creates_nothing_and_follows_no_link(tmp_path):
     run = write_run(tmp_path / "r", records=[], final=False)
-    assert not runinfo.is_running(run) and not (run / ".lock").exists()
+    assert not is_running(run) and not (run / ".lock").exists()
     target = tmp_path / "elsewhere"
     target.write_text("x")
     (run / ".lock").symlink_to(target)
     fd = os.open(target, os.O_RDWR)
     fcntl.flock(fd, fcntl.LOCK_EX)
     try:
-        assert not runinfo.is_running(run)  # the link is not followed
+        assert not is_running(run)  # the link is not followed
     finally:
         os.close(fd)
     assert target.read_text() == "x"
 
 
 def test_names_are_printed_literally(tmp_path):
-    write_run(runs.runs_root() / "[bold]x[red]", records=[train_record(5, 10)])
+    write_run(layout.runs_root() / "[bold]x[red]", records=[train_record(5, 10)])
     result = runner.invoke(app, ["runs"], env={"COLUMNS": "200"})
     assert result.exit_code == 0 and "[bold]x[red]" in result.stdout
 

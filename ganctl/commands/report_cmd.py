@@ -30,7 +30,8 @@ def report_command(
 
     ganctl report runs/a runs/b --out compare.html
     """
-    from ganctl import report, runinfo
+    from ganctl import report
+    from ganctl.runfolder import info as runinfo
 
     report.require_matplotlib()
     folders = [runinfo.resolve_run(None)] if not run else [runinfo.resolve_run(p) for p in run]

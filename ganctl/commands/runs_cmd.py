@@ -23,13 +23,14 @@ def runs_command(
 
     Example: ganctl runs --root runs/
     """
-    from ganctl import runinfo, runs
+    from ganctl.runfolder import info as runinfo
+    from ganctl.runfolder import layout
 
     if root is not None and root.exists() and not root.is_dir():
         raise GanctlError(f"{root} is a file, not a folder of runs")
     if root is not None and not root.exists():
         raise GanctlError(f"{root} does not exist")
-    folder = root if root is not None else runs.runs_root()
+    folder = root if root is not None else layout.runs_root()
     summaries = runinfo.list_runs(folder)
     if as_json:
         print_json([s.to_json() for s in summaries])

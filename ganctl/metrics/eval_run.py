@@ -176,7 +176,7 @@ def _name(source: str, split: str) -> str:
 def _training_dataset(generator_file: Path, architecture: str) -> str:
     """The dataset the generator was trained on: its run's config, else its architecture's recipe."""
     from ganctl.registry import ARCHITECTURES
-    from ganctl.runs import training_dataset
+    from ganctl.runfolder.config import training_dataset
 
     dataset = training_dataset(generator_file)
     if dataset is not None:

@@ -12,7 +12,6 @@ always whole, and ``kill -9`` at any moment loses at most the work since the las
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,11 +24,11 @@ from safetensors.torch import save
 from ganctl import __version__
 from ganctl.errors import GanctlError
 from ganctl.fileio import atomic_write_bytes
+from ganctl.runfolder import layout
 from ganctl.weights import state_tensors
 
 FORMAT = "ganctl-checkpoint"
 FORMAT_VERSION = "2"  # 2: named parts (the rebuilt training step)
-_NAME = re.compile(r"step-(\d+)\.safetensors$")
 
 Tensors = dict[str, torch.Tensor]
 
@@ -122,13 +121,13 @@ class Checkpoint:
 
 
 def checkpoint_path(folder: Path, step: int) -> Path:
-    return Path(folder) / f"step-{step:09d}.safetensors"
+    """The checkpoint of ``step`` in a ``checkpoints/`` folder (the name is the run folder layout's)."""
+    return Path(folder) / layout.checkpoint_name(step)
 
 
 def list_checkpoints(folder: Path) -> list[Path]:
     """Checkpoints in ``folder``, oldest first."""
-    found = [(int(m.group(1)), p) for p in Path(folder).glob("step-*.safetensors") if (m := _NAME.search(p.name))]
-    return [p for _, p in sorted(found)]
+    return layout.list_checkpoints(folder)
 
 
 def optimizer_state(optimizer: torch.optim.Optimizer) -> tuple[Tensors, dict[str, Any]]:

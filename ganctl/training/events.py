@@ -22,13 +22,13 @@ from typing import Any
 
 import torch
 
-from ganctl import runs
 from ganctl.images import grid, to_pil, to_uint8
+from ganctl.runfolder.layout import FINAL_TAG, RunFolder, epoch_tag
 from ganctl.training import checkpoint as ckpt
 from ganctl.training.assembly import RunParts
 from ganctl.training.config import TrainConfig
 from ganctl.training.health import (
-    REMEDIES, BlankWatch, CollapseWatch, DiscriminatorWinsWatch, DiversityWatch, blank_fraction, check_finite, sample_spread,
+    BlankWatch, CollapseWatch, DiscriminatorWinsWatch, DiversityWatch, blank_fraction, check_finite, remedies, sample_spread,
 )  # fmt: skip
 from ganctl.training.step import CORE_STATS
 from ganctl.training.writer import SilentWriter
@@ -86,6 +86,10 @@ class RunContext:
     last_checkpoint: Path | None = None
 
     @property
+    def folder(self) -> RunFolder:
+        return RunFolder(self.config.run_dir)
+
+    @property
     def step(self) -> int:
         return self.progress.step
 
@@ -115,10 +119,6 @@ class RunContext:
                 **extra,
             },
         )  # fmt: skip
-
-
-def remedies(recipe) -> str:  # TODO(merge): health.remedies(recipe)
-    return REMEDIES
 
 
 class Event:
@@ -228,11 +228,11 @@ class GridEvent(Event):
         return self.ctx.at_epoch_end(self.ctx.config.recipe.sample_every)
 
     def __call__(self) -> None:
-        self.grid(f"epoch-{self.ctx.step // self.ctx.parts.steps_per_epoch:04d}")
+        self.grid(epoch_tag(self.ctx.step // self.ctx.parts.steps_per_epoch))
 
     def finish(self) -> None:
         if not self.due():  # the last grid, unless the epoch's grid is it already
-            self.grid("final")
+            self.grid(FINAL_TAG)
 
     @torch.no_grad()
     def grid(self, tag: str) -> None:
@@ -248,8 +248,8 @@ class GridEvent(Event):
         ctx.writer.grid(to_pil(grid(to_uint8(images, low_high), nrow=parts.grid.columns)), tag, ctx.step)
         # the first images: no random draw
         ctx.writer.real_grid(lambda: to_pil(grid(parts.streams.real.images[: images.shape[0]].cpu().contiguous())))
-        if tag != "final":
-            ctx.save_generator(Path(ctx.config.run_dir) / runs.SNAPSHOTS / f"generator-{tag}.safetensors")
+        if tag != FINAL_TAG:
+            ctx.save_generator(ctx.folder.snapshot(tag))
         self.health.after_grid(images, tag)
 
 
@@ -286,7 +286,7 @@ class EvalEvent(Event):
         ctx.writer.record(record)
         if best:
             ctx.save_generator(
-                Path(ctx.config.run_dir) / runs.BEST_GENERATOR, fid=record["fid"], kid_mean=record["kid_mean"],
+                ctx.folder.best_generator, fid=record["fid"], kid_mean=record["kid_mean"],
                 eval_n=result["protocol"]["n_evaluated"],
             )  # fmt: skip
         if ctx.view:

@@ -15,6 +15,7 @@ from typing import Any
 from ganctl import distributed
 from ganctl.errors import GanctlError
 from ganctl.registry import ARCHITECTURES, LOSSES, REGULARIZERS
+from ganctl.runfolder.manifest import Manifest
 from ganctl.training.assembly import Hardware, TrainingImages
 from ganctl.training.config import TrainConfig, iterations_per_epoch, real_per_step
 
@@ -28,6 +29,18 @@ class RunInputs:
     steps_per_epoch: int
     total_steps: int  # the recipe's epochs, capped by --max-steps
     evaluation: Any  # a training.evaluation.TrainingEval, or None
+
+    def manifest(self, config: TrainConfig, processes: distributed.Processes) -> Manifest:
+        """What the run folder's manifest.json records of these inputs."""
+        classes = ()
+        if self.data.class_names:
+            from ganctl.conditional import class_counts
+
+            classes = zip(self.data.class_names, class_counts(self.data.labels, len(self.data.class_names)))
+        return Manifest.create(
+            steps_per_epoch=self.steps_per_epoch, total_steps=self.total_steps, epochs=config.recipe.epochs,
+            images=self.data.images.shape[0], classes=classes, world_size=processes.world, device=self.hardware.device,
+        )  # fmt: skip
 
 
 def load_inputs(config: TrainConfig, processes: distributed.Processes, say: Callable[[str], None]) -> RunInputs:

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ganctl import __version__, distributed, runs
+from ganctl import __version__, distributed
 from ganctl.errors import GanctlError
 from ganctl.training.assembly import assemble, make_adam  # noqa: F401  (make_adam: its old import path)
 from ganctl.training.config import TrainConfig, check
@@ -43,10 +43,10 @@ class FinalFiles(Event):
     """At the end: generator.safetensors (and generator-raw.safetensors beside an EMA), progress.gif."""
 
     def finish(self) -> None:
-        run_dir = Path(self.ctx.config.run_dir)
-        self.ctx.save_generator(run_dir / runs.FINAL_GENERATOR)
+        folder = self.ctx.folder
+        self.ctx.save_generator(folder.final_generator)
         if self.ctx.parts.ema is not None:
-            self.ctx.save_generator(run_dir / runs.RAW_GENERATOR, raw=True)
+            self.ctx.save_generator(folder.raw_generator, raw=True)
         self.ctx.writer.animation()
 
 
@@ -77,7 +77,8 @@ class Trainer:
         # (under torchrun, a refusal on any process stops them all).
         inputs = p.together(lambda: load_inputs(c, p, self.say))
         with contextlib.ExitStack() as held:
-            writer = p.together(lambda: open_run_folder(c, resume=self.resume, held=held), writer_only=True)
+            manifest = inputs.manifest(c, p)
+            writer = p.together(lambda: open_run_folder(c, manifest, resume=self.resume, held=held), writer_only=True)
             parts = assemble(c.arch, c.recipe, inputs.data, inputs.hardware, seed=c.seed, processes=p, say=self.say)
             del inputs.data  # the images are in the sampler now (on the device unless streamed)
             ctx = RunContext(c, parts, writer or SilentWriter(self.run_dir), self.say, self.view)
@@ -157,7 +158,7 @@ class Trainer:
             event.finish()
         if self.view:
             self.view.stop()
-        self.say(f"done: {progress.step} iterations; generator in {self.run_dir / runs.FINAL_GENERATOR}")
+        self.say(f"done: {progress.step} iterations; generator in {ctx.folder.final_generator}")
 
     def _stop_requested(self, ctx: RunContext) -> bool:
         """Ctrl-C or SIGTERM; under torchrun the processes agree at each log interval, so all stop at one step."""

@@ -11,11 +11,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from ganctl import runs
 from ganctl.distributed import PerRankParts, Processes
 from ganctl.errors import GanctlError
+from ganctl.runfolder.layout import RunFolder
+from ganctl.runfolder.records import MetricsLog
 from ganctl.training import checkpoint as ckpt
-from ganctl.training.run_folder import truncate_metrics
 
 
 def restore(
@@ -43,11 +43,12 @@ def restore(
 
 
 def _restore_newest(state, run_dir: Path, per_rank, current_step, say, warn, world: int) -> ckpt.Checkpoint | None:
-    folder = run_dir / runs.CHECKPOINTS
-    found = ckpt.list_checkpoints(folder)
+    folder = RunFolder(run_dir)
+    metrics = MetricsLog(folder.metrics)
+    found = folder.list_checkpoints()
     if not found:
         say(f"no checkpoint in {run_dir} yet: starting it from the beginning")
-        truncate_metrics(run_dir / runs.METRICS, 0)
+        metrics.truncate_after(0)
         return None
     skipped: list[str] = []
     for path in reversed(found):
@@ -59,7 +60,7 @@ def _restore_newest(state, run_dir: Path, per_rank, current_step, say, warn, wor
             skipped.append(path.name)
             continue
         step = current_step()
-        truncate_metrics(run_dir / runs.METRICS, step)
+        metrics.truncate_after(step)
         instead = f", instead of the damaged {', '.join(skipped)}" if skipped else ""
         (warn if skipped else say)(f"resuming {run_dir} from step {step} ({path.name}{instead})")
         saved = per_rank.saved_world
@@ -70,6 +71,6 @@ def _restore_newest(state, run_dir: Path, per_rank, current_step, say, warn, wor
             )
         return checkpoint
     raise GanctlError(
-        f"none of the {len(found)} checkpoint(s) in {folder} can be read ({', '.join(skipped)}); "
+        f"none of the {len(found)} checkpoint(s) in {folder.checkpoints} can be read ({', '.join(skipped)}); "
         "restore one, or move them away to start the run again from the beginning"
     )

@@ -1,121 +1,31 @@
-"""Reading a run folder as it stands: its records, how far it got, and whether it still runs.
+"""Reading a run folder as it stands: how far it got, how far it was meant to go, its state.
 
-``ganctl runs`` and ``ganctl report`` read run folders through this module only. It reads
-what is there, so a run that is still training, or was interrupted, reads as far as it got;
-a damaged line of ``metrics.jsonl`` is skipped and counted, never fatal. No torch: listing
-runs stays fast, and generator files are read for their metadata (safetensors header) only.
+``ganctl runs`` and ``ganctl report`` read run folders through this package only. It reads
+what is there, so a run that is still training, or was interrupted, reads as far as it got.
+The plan (iterations per epoch, iterations planned) comes from ``manifest.json``; a run written
+by an older ganctl has none, and the plan is reconstructed from the records' rounded epochs.
+No torch: listing runs stays fast, and generator files are read for their metadata only.
 """
 
 from __future__ import annotations
 
-import fcntl
-import json
 import math
 import os
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ganctl import runs
 from ganctl.errors import GanctlError
+from ganctl.runfolder import layout
+from ganctl.runfolder.config import read_config
+from ganctl.runfolder.layout import RunFolder
+from ganctl.runfolder.lock import is_running
+from ganctl.runfolder.manifest import Manifest, read_manifest
+from ganctl.runfolder.records import Metrics, read_metrics
 
-LOCK = ".lock"  # held (fcntl.flock, exclusive) by the process training in the folder
-
-
-def is_number(value: Any) -> bool:
-    """A finite int or float; not a bool (``"best": true`` is no curve)."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-# --- metrics.jsonl --------------------------------------------------------------------------
-@dataclass
-class Metrics:
-    """The records of ``metrics.jsonl``, sorted into their three kinds."""
-
-    train: list[dict[str, Any]] = field(default_factory=list)  # step, epoch and statistics
-    evals: list[dict[str, Any]] = field(default_factory=list)  # step, epoch, fid, kid_mean, ...
-    events: list[dict[str, Any]] = field(default_factory=list)  # step, event, message
-    skipped: int = 0  # lines that are not a readable record
-
-    def curve_keys(self) -> list[str]:
-        """Every numeric key of the training records but step and epoch, in the order first seen.
-
-        Not a fixed list: a WGAN critic has no accuracy, a recipe may log r1 or a learning rate.
-        """
-        keys: dict[str, None] = {}
-        for record in self.train:
-            for key, value in record.items():
-                if key not in ("step", "epoch") and is_number(value):
-                    keys.setdefault(key)
-        return list(keys)
-
-    def series(self, key: str, kind: str = "train") -> tuple[list[int], list[float]]:
-        """Steps and values of one statistic, in step order, where the records have it."""
-        records = self.train if kind == "train" else self.evals
-        pairs = sorted((r["step"], float(r[key])) for r in records if is_number(r.get(key)))
-        return [s for s, _ in pairs], [v for _, v in pairs]
-
-    def best_eval(self) -> dict[str, Any] | None:
-        """The evaluation record with the lowest FID (the first of equals)."""
-        scored = [r for r in self.evals if is_number(r.get("fid"))]
-        return min(scored, key=lambda r: (r["fid"], r["step"])) if scored else None
-
-    def last_step(self) -> int:
-        return max((r["step"] for r in (*self.train, *self.evals, *self.events)), default=0)
-
-    def step_epoch_pairs(self) -> list[tuple[int, float]]:
-        return [(r["step"], float(r["epoch"])) for r in (*self.train, *self.evals) if is_number(r.get("epoch"))]
-
-    def __bool__(self) -> bool:
-        return bool(self.train or self.evals or self.events)
-
-
-def read_metrics(path: Path) -> Metrics:
-    """Every readable record of a ``metrics.jsonl``; a missing file reads as no records."""
-    metrics = Metrics()
-    try:
-        text = Path(path).read_bytes().decode("utf-8", errors="replace")
-    except FileNotFoundError:
-        return metrics
-    except OSError as exc:
-        raise GanctlError(f"cannot read {path}: {exc.strerror or exc}") from None
-    for line in text.splitlines():
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except ValueError:  # a torn or damaged line
-            metrics.skipped += 1
-            continue
-        if not isinstance(record, dict) or not is_number(record.get("step")) or record["step"] < 0:
-            metrics.skipped += 1
-            continue
-        record["step"] = int(record["step"])
-        if "event" in record:
-            record.setdefault("message", "")
-            metrics.events.append(record)
-        elif "fid" in record:
-            metrics.evals.append(record)
-        else:
-            metrics.train.append(record)
-    return metrics
-
-
-# --- a run folder ---------------------------------------------------------------------------
-def read_config(run_dir: Path) -> dict[str, Any]:
-    """A run's ``config.json``; a folder without one is not a run."""
-    path = Path(run_dir) / runs.CONFIG
-    if not path.is_file():
-        raise GanctlError(f"{run_dir} is not a ganctl run folder (no {runs.CONFIG})")
-    try:
-        config = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise GanctlError(f"{path} is unreadable ({type(exc).__name__}: {exc})") from None
-    if not isinstance(config, dict) or not isinstance(config.get("recipe"), dict):
-        raise GanctlError(f"{path} is not a ganctl run configuration (it has no recipe)")
-    return config
+_UNREAD: Any = object()
 
 
 def generator_metadata(path: Path) -> dict[str, str] | None:
@@ -132,29 +42,6 @@ def generator_metadata(path: Path) -> dict[str, str] | None:
             return f.metadata() or {}
     except Exception:  # noqa: BLE001  (safetensors raises several kinds for a damaged file)
         return None
-
-
-def is_running(run_dir: Path) -> bool:
-    """Whether a training holds the run's lock now.
-
-    The lock file is opened read-only and never created, truncated or followed through a
-    symbolic link; a shared lock that cannot be taken means an exclusive one is held.
-    """
-    try:
-        fd = os.open(Path(run_dir) / LOCK, os.O_RDONLY | os.O_NOFOLLOW)
-    except OSError:  # no lock file (never trained, or an older ganctl), or a link
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    except OSError:
-        return False
-    else:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return False
-    finally:
-        os.close(fd)
 
 
 @dataclass(frozen=True)
@@ -247,23 +134,28 @@ class Progress:
     per_epoch: StepsPerEpoch | None
 
 
-def progress(run_dir: Path, config: dict[str, Any], metrics: Metrics) -> Progress:
-    """Iterations done (records, checkpoints, the final generator) and planned (epochs × n, capped by max_steps)."""
-    run_dir = Path(run_dir)
+def progress(run_dir: Path, config: dict[str, Any], metrics: Metrics, manifest: Manifest | None = _UNREAD) -> Progress:
+    """Iterations done (records, checkpoints, the final generator) and planned: the manifest's plan,
+    or for a run without one, epochs × n (n from the records' epochs), capped by max_steps."""
+    folder = RunFolder(run_dir)
+    if manifest is _UNREAD:
+        manifest = read_manifest(folder.path)
     pairs = metrics.step_epoch_pairs()
     done = metrics.last_step()
-    final = generator_metadata(run_dir / runs.FINAL_GENERATOR)
-    files = [final, *(generator_metadata(p) for p in _newest(run_dir / runs.SNAPSHOTS, 1))]
+    final = generator_metadata(folder.final_generator)
+    files = [final, *(generator_metadata(p) for p in folder.list_snapshots()[-1:])]
     for meta in files:
         step, epoch = _number((meta or {}).get("step")), _number((meta or {}).get("epoch"))
         if step is not None:
             done = max(done, int(step))
             if epoch is not None:
                 pairs.append((int(step), epoch))
-    for checkpoint in (run_dir / runs.CHECKPOINTS).glob("step-*.safetensors"):
-        digits = checkpoint.name[len("step-") : -len(".safetensors")]
-        if digits.isdigit():  # an interrupted run's last checkpoint can be past its last record
-            done = max(done, int(digits))
+    checkpoints = folder.list_checkpoints()
+    if checkpoints:  # an interrupted run's last checkpoint can be past its last record
+        done = max(done, layout.checkpoint_step(checkpoints[-1].name) or 0)
+    if manifest is not None:
+        n = manifest.steps_per_epoch
+        return Progress(done, manifest.total_steps, True, StepsPerEpoch(n, n, n))
     per_epoch = steps_per_epoch(pairs)
     recipe = config.get("recipe", {})
     epochs, max_steps = recipe.get("epochs"), config.get("max_steps")
@@ -282,7 +174,7 @@ def run_state(run_dir: Path, done: int, planned: int | None) -> str:
     running: a training holds the lock; interrupted: anything else (stopped, killed, crashed)."""
     if is_running(run_dir):
         return "running"
-    final = generator_metadata(Path(run_dir) / runs.FINAL_GENERATOR)
+    final = generator_metadata(RunFolder(run_dir).final_generator)
     if final is not None and planned is not None and done >= planned:
         final_step = _number(final.get("step"))
         if final_step is None or final_step >= done:  # not trained on past it (a later resume)
@@ -297,12 +189,13 @@ def summarize(run_dir: Path, latest: Path | None = None) -> RunSummary:
     is_latest = latest is not None and _same(run_dir, latest)
     try:
         config = read_config(run_dir)
-        metrics = read_metrics(run_dir / runs.METRICS)
+        metrics = read_metrics(RunFolder(run_dir).metrics)
+        manifest = read_manifest(run_dir)
     except GanctlError as exc:
         return RunSummary(run_dir.name, run_dir, None, None, None, 0, None, False, "unreadable", None, None,
                           size, modified, is_latest, problem=str(exc))  # fmt: skip
     recipe = config["recipe"]
-    p = progress(run_dir, config, metrics)
+    p = progress(run_dir, config, metrics, manifest)
     best = metrics.best_eval()
     return RunSummary(
         name=run_dir.name, path=run_dir, arch=_text(config.get("arch")), dataset=_text(recipe.get("dataset")),
@@ -316,9 +209,9 @@ def summarize(run_dir: Path, latest: Path | None = None) -> RunSummary:
 def list_runs(root: Path) -> list[RunSummary]:
     """The runs directly under ``root``, newest change first; folders without config.json are skipped."""
     root = Path(root)
-    latest = runs.latest_run(root)
+    latest = layout.latest_run(root)
     try:
-        folders = [p for p in root.iterdir() if p.is_dir() and runs.is_run_dir(p)]
+        folders = [p for p in root.iterdir() if p.is_dir() and layout.is_run_dir(p)]
     except FileNotFoundError:
         return []
     except OSError as exc:
@@ -330,16 +223,16 @@ def list_runs(root: Path) -> list[RunSummary]:
 def resolve_run(given: Path | None) -> Path:
     """The run folder a user means: a path, a run's name under the runs root, or (None) the latest run."""
     if given is None:
-        latest = runs.latest_run()
+        latest = layout.latest_run()
         if latest is None:
             raise GanctlError(
-                f"there is no run to read: {runs.where_runs_are_looked_for()}, name a run folder, "
+                f"there is no run to read: {layout.where_runs_are_looked_for()}, name a run folder, "
                 "or train one with `ganctl train`"
             )
         return latest
     path = Path(given)
-    if not path.exists() and not path.is_absolute() and (runs.runs_root() / path).is_dir():
-        path = runs.runs_root() / path  # a bare run name, as `ganctl runs` lists it
+    if not path.exists() and not path.is_absolute() and (layout.runs_root() / path).is_dir():
+        path = layout.runs_root() / path  # a bare run name, as `ganctl runs` lists it
     if not path.exists():
         raise GanctlError(f"{given} does not exist")
     if not path.is_dir():
@@ -382,13 +275,6 @@ def human_size(n: int) -> str:
             return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
         n /= 1000
     raise AssertionError  # unreachable
-
-
-def _newest(folder: Path, k: int) -> list[Path]:
-    try:
-        return sorted(folder.glob("generator-*.safetensors"), key=lambda p: p.name)[-k:]
-    except OSError:
-        return []
 
 
 def _number(value: Any) -> float | None:
