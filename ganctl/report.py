@@ -15,7 +15,6 @@ import html
 import importlib.util
 import io
 import json
-import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +27,7 @@ from ganctl.runfolder import layout
 from ganctl.runfolder.config import read_config
 from ganctl.runfolder.layout import RunFolder
 from ganctl.runfolder.records import Metrics, is_number, read_metrics
+from ganctl.report_plots import Panel, Series, draw, smoothing_weight
 
 MAX_STRIP = 60  # grids in a run's strip; more are thinned out evenly (first and last kept)
 THUMB_WIDTH = 256  # grids wider than this are shrunk for the strip (the final grid is not)
@@ -215,15 +215,15 @@ class _Page:
                 f'<p class="quiet">{_e(how + events_note + colours)} x: training step.</p>'
                 f'<figure class="plot"><img src="{_data_uri(png)}" alt="training curves"></figure></section>')  # fmt: skip
 
-    def _train_panels(self, title: str, ylabel: str, keys: list[str]) -> list[_Panel]:
+    def _train_panels(self, title: str, ylabel: str, keys: list[str]) -> list[Panel]:
         """One run: the group's statistics in one plot. Several runs: a plot per statistic, a colour per run."""
         if not keys:
             return []
         if not self.several:
             run = self.runs[0]
-            series = [_Series(k, COLOURS[i % len(COLOURS)], *run.metrics.series(k)) for i, k in enumerate(keys)]
-            return [_Panel(title, ylabel, series)]
-        return [_Panel(key, key, [_Series(run.label, run.colour, *run.metrics.series(key)) for run in self.runs]) for key in keys]
+            series = [Series(k, COLOURS[i % len(COLOURS)], *run.metrics.series(k)) for i, k in enumerate(keys)]
+            return [Panel(title, ylabel, series)]
+        return [Panel(key, key, [Series(run.label, run.colour, *run.metrics.series(key)) for run in self.runs]) for key in keys]
 
     def evaluation(self) -> str:
         if not any(run.metrics.evals for run in self.runs):
@@ -233,19 +233,19 @@ class _Page:
         for run in self.runs:
             steps, fids = run.metrics.series("fid", "evals")
             label = run.label if self.several else "FID"
-            fid_series.append(_Series(label, run.colour, steps, fids))
+            fid_series.append(Series(label, run.colour, steps, fids))
             best = run.metrics.best_eval()
             if best:
                 who = f"{run.label}: " if self.several else ""
                 bests.append((best["step"], float(best["fid"]), f"{who}best {best['fid']:.2f} at step {best['step']:,}", run.colour))
             k_steps, kids = run.metrics.series("kid_mean", "evals")
-            kid_series.append(_Series(run.label if self.several else "KID", run.colour, k_steps, kids))
+            kid_series.append(Series(run.label if self.several else "KID", run.colour, k_steps, kids))
             stds = dict(zip(*run.metrics.series("kid_std", "evals")))
             if stds:
                 bands.append((k_steps, [k - stds.get(s, 0.0) for s, k in zip(k_steps, kids)],
                               [k + stds.get(s, 0.0) for s, k in zip(k_steps, kids)], run.colour))  # fmt: skip
-        panels = [_Panel("FID (lower is better)", "FID", fid_series, markers=True, best=bests),
-                  _Panel("KID (mean ± std over subsets)", "KID", kid_series, markers=True, bands=bands)]  # fmt: skip
+        panels = [Panel("FID (lower is better)", "FID", fid_series, markers=True, best=bests),
+                  Panel("KID (mean ± std over subsets)", "KID", kid_series, markers=True, bands=bands)]  # fmt: skip
         png = draw(panels, [], smooth=False)
         rows = []
         for run in self.runs:
@@ -320,93 +320,6 @@ class _Page:
         return ('<section id="generators"><h2>Generator files</h2><p class="quiet">What each file says about itself '
                 "(safetensors metadata); <code>ganctl sample --weights FILE</code> uses any of them.</p>"
                 "<table><tr><th>run</th><th>file</th><th>size</th><th>metadata</th></tr>" + "".join(rows) + "</table></section>")  # fmt: skip
-
-
-# --- plots ----------------------------------------------------------------------------------
-@dataclass
-class _Series:
-    label: str
-    colour: str
-    steps: list[int]
-    values: list[float]
-
-
-@dataclass
-class _Panel:
-    title: str
-    ylabel: str
-    series: list[_Series]
-    markers: bool = False  # few points (evaluations): dots on the line
-    best: list[tuple[int, float, str, str]] = field(default_factory=list)  # step, value, label, colour
-    bands: list[tuple[list[int], list[float], list[float], str]] = field(default_factory=list)
-
-
-def smoothing_weight(n: int) -> float:
-    """EMA weight for a curve of n records: none below 30 (every point matters), then up to 0.9.
-
-    The smoothed curve lags the raw one by about weight / (1 - weight) records: 3 of 100, 9 of 1,000.
-    """
-    return 0.0 if n < 30 else round(min(0.9, 1 - 25 / n), 2)
-
-
-def ema(values: list[float], weight: float) -> list[float]:
-    """TensorBoard's smoothing: an exponential moving average, debiased so the start is not pulled to 0."""
-    smoothed, last = [], 0.0
-    for i, value in enumerate(values, start=1):
-        last = last * weight + (1 - weight) * value
-        smoothed.append(last / (1 - weight**i) if weight else value)
-    return smoothed
-
-
-def draw(panels: list[_Panel], events: list[tuple[int, str, str]], smooth: bool) -> bytes:
-    """A PNG of the panels, two to a row; events as dashed vertical lines with their names."""
-    from matplotlib.figure import Figure  # no pyplot: no global state, no GUI backend
-    from matplotlib.ticker import FuncFormatter
-
-    columns = 1 if len(panels) == 1 else 2
-    rows = math.ceil(len(panels) / columns)
-    figure = Figure(figsize=(10.5 if columns == 2 else 9, 3.4 * rows), dpi=100, layout="constrained")
-    axes = figure.subplots(rows, columns, squeeze=False).ravel()
-    for ax in axes[len(panels) :]:
-        ax.set_visible(False)
-    for ax, panel in zip(axes, panels):
-        labelled: set[str] = set()
-        for steps, low, high, colour in panel.bands:
-            ax.fill_between(steps, low, high, color=colour, alpha=0.15, linewidth=0)
-        for s in panel.series:
-            if not s.steps:
-                continue
-            weight = smoothing_weight(len(s.values)) if smooth else 0.0
-            if weight:
-                ax.plot(s.steps, s.values, color=s.colour, alpha=0.25, linewidth=0.8)
-                ax.plot(s.steps, ema(s.values, weight), color=s.colour, linewidth=1.6, label=s.label)
-            else:
-                ax.plot(s.steps, s.values, color=s.colour, linewidth=1.4, label=s.label,
-                        marker="o" if panel.markers or len(s.steps) < 10 else None, markersize=3.5)  # fmt: skip
-        for i, (step, value, label, colour) in enumerate(panel.best):
-            ax.plot([step], [value], marker="*", markersize=15, color=colour, markeredgecolor="black", zorder=5)
-            ax.annotate(label, (step, value), textcoords="offset points", xytext=(-10, 10 + 24 * i), ha="right",
-                        fontsize=8, color=colour)  # fmt: skip
-        for n, (step, kind, colour) in enumerate(sorted(events)):
-            ax.axvline(step, color=colour, linestyle="--", linewidth=0.9, alpha=0.8)
-            if n < 12 or kind not in labelled:  # past a dozen, each kind named once
-                ax.text(step, 0.98, f" {kind}", transform=ax.get_xaxis_transform(), rotation=90, va="top", ha="left",
-                        fontsize=7, color=colour)  # fmt: skip
-                labelled.add(kind)
-        ax.set_title(panel.title, fontsize=10)
-        ax.set_ylabel(panel.ylabel, fontsize=9)
-        ax.set_xlabel("step", fontsize=9)
-        ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:,.0f}"))
-        ax.tick_params(labelsize=8)
-        ax.ticklabel_format(axis="y", useOffset=False)  # a flat curve reads 0.6, not 1e-12 + 6e-1
-        ax.grid(alpha=0.3)
-        if any(s.steps for s in panel.series):
-            ax.legend(fontsize=8, loc="best", frameon=False)
-        else:
-            ax.text(0.5, 0.5, "no records", transform=ax.transAxes, ha="center", color="#888")
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", metadata={"Software": None})
-    return buffer.getvalue()
 
 
 # --- images and text ------------------------------------------------------------------------

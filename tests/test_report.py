@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from ganctl import report, runs
+from ganctl import report, report_plots, runs
 from ganctl.cli import app
 from tests.runfolders import eval_record, train_record, write_run
 
@@ -148,9 +148,9 @@ def test_one_run_groups_its_statistics_and_marks_the_best_fid(tmp_path, monkeypa
 
 
 def test_smoothing_is_a_debiased_ema():
-    assert report.ema([1.0, 1.0, 1.0], 0.9) == pytest.approx([1.0, 1.0, 1.0])  # no pull towards 0
-    assert report.ema([0.0, 10.0], 0.5) == pytest.approx([0.0, 10 * 0.5 / 0.75])
-    assert report.smoothing_weight(8) == 0.0 and 0 < report.smoothing_weight(100) < report.smoothing_weight(10_000) <= 0.9
+    assert report_plots.ema([1.0, 1.0, 1.0], 0.9) == pytest.approx([1.0, 1.0, 1.0])  # no pull towards 0
+    assert report_plots.ema([0.0, 10.0], 0.5) == pytest.approx([0.0, 10 * 0.5 / 0.75])
+    assert report_plots.smoothing_weight(8) == 0.0 and 0 < report_plots.smoothing_weight(100) < report_plots.smoothing_weight(10_000) <= 0.9
 
 
 def test_an_unfinished_run_and_a_running_one(tmp_path):

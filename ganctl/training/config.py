@@ -81,26 +81,16 @@ def iterations_per_epoch(recipe: Recipe, dataset_size: int) -> int:
 
 def read_config_file(path) -> TrainConfig:
     """The ``config.json`` of a run folder, checked field by field: one sentence naming what is wrong."""
-    import json
     from pathlib import Path
 
     from ganctl.registry import ARCHITECTURES
+    from ganctl.runfolder.config import read_config_json
 
     path = Path(path)
     damaged = f"{path} is damaged"
-    try:
-        data = json.loads(path.read_bytes().decode("utf-8"))
-    except OSError as exc:
-        raise GanctlError(f"cannot read {path}: {exc.strerror}") from None
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        raise GanctlError(f"{damaged}: it is not JSON ({str(exc).splitlines()[0][:80]}); restore it or start a new run") from None
-    if not isinstance(data, dict):
-        raise GanctlError(f"{damaged}: it holds a {type(data).__name__}, not an object; restore it or start a new run")
-    for key in ("arch", "recipe"):
-        if key not in data:
-            raise GanctlError(f"{damaged}: it lacks '{key}'; restore it or start a new run")
-    if not isinstance(data["recipe"], dict):
-        raise GanctlError(f"{damaged}: 'recipe' is not an object; restore it or start a new run")
+    data = read_config_json(path)  # JSON, an object, with a recipe object
+    if "arch" not in data:
+        raise GanctlError(f"{damaged}: it lacks 'arch'; restore it or start a new run")
     _check_fields(TrainConfig, {k: v for k, v in data.items() if k != "recipe"}, "", damaged)
     _check_fields(Recipe, data["recipe"], "recipe.", damaged)
     if data["arch"] not in ARCHITECTURES:

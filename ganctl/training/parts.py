@@ -1,0 +1,90 @@
+"""The parts a training step is made of: its networks, its random streams, its share of the
+batch, the phases it runs and what one iteration's phases hand each other (``training/step.py``
+runs them)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from ganctl.training.augment import DiffAugment
+from ganctl.training.batches import RealBatches
+from ganctl.training.ema import GeneratorEMA
+
+# The statistics every recipe reports, in the order metrics.jsonl has always written them.
+CORE_STATS = ("d_loss_real", "d_loss_fake", "g_loss", "d_acc_real", "d_acc_fake")
+
+
+Draws = dict[str, Any]  # a phase's inputs: real images, labels, latents, augmentation parameters
+
+
+@dataclass(frozen=True)
+class PhaseResult:
+    losses: dict[str, torch.Tensor]  # net -> the loss it minimises
+    stats: dict[str, torch.Tensor]  # statistic name -> value, in the order metrics.jsonl writes them
+    d_images: tuple[torch.Tensor, torch.Tensor, torch.Tensor | None] | None = None  # a D update's (real, fake, labels)
+
+
+@dataclass(frozen=True)
+class Phase:
+    """A phase draws everything random first, then computes from those draws alone.
+
+    ``draw`` (always eager) takes the real batch, latents, classes and augmentation parameters
+    from their generators; ``compute`` is a pure function of the draws, so that with
+    ``compile=True`` it is traced whole (networks, augmentation, losses and statistics in one
+    graph, forward and backward). A phase that is not ``compilable`` (a penalty's double
+    backward) always runs eagerly.
+    """
+
+    name: str
+    nets: tuple[str, ...]  # networks whose optimisers step, in the order their losses back-propagate
+    draw: Callable[[Iteration], Draws]
+    compute: Callable[[Draws], PhaseResult]
+    every: int = 1  # run on iterations i with i % every == 0 (i counted from 0)
+    compilable: bool = True
+
+
+@dataclass
+class Networks:
+    """The two networks, their optimisers and the generator's moving average (if any)."""
+
+    G: nn.Module
+    D: nn.Module
+    g_optimizer: torch.optim.Optimizer
+    d_optimizer: torch.optim.Optimizer
+    ema: GeneratorEMA | None = None
+
+
+@dataclass
+class Streams:
+    """Where a step's random inputs come from, each its own checkpointed generator."""
+
+    real: RealBatches
+    latents: torch.Generator  # latents and G's classes of the global batch
+    penalty: torch.Generator | None = None  # a regulariser's own draws (GP's mixing weights)
+    augment: DiffAugment | None = None  # DiffAugment with its generator; None: off
+
+
+@dataclass(frozen=True)
+class Share:
+    """This process's part of the global batch under torchrun (one process: all of it)."""
+
+    rank: int = 0
+    world: int = 1
+    # gradients averaged over the processes before each optimiser step (None: one process)
+    average_gradients: Callable[[list[torch.Tensor]], None] | None = None
+
+
+@dataclass
+class Iteration:
+    """What the phases of one iteration hand each other, explicitly: the images of its last D
+    update (real, fake and their classes), which the fake half-batch and a lazy penalty reuse."""
+
+    index: int  # iterations completed before this one
+    real: torch.Tensor | None = None
+    fake: torch.Tensor | None = None
+    labels: torch.Tensor | None = None
