@@ -18,9 +18,23 @@ REAL_WEIGHTS = SHARED_DATA / "inception" / "pt_inception-2015-12-05-fc-zeroed.pt
 NO_REAL_DATA = "the real datasets are absent: set GANCTL_TEST_DATA to a folder of cifar-10/, mnist/, inception/ (README, Tests)"
 
 
+def _import_path() -> str:
+    """PYTHONPATH under which a subprocess imports the ganctl and built-in plugins this process
+    imports, whatever its working folder (which no longer is the checkout: see below)."""
+    import ganctl
+    import ganctl_plugins
+
+    here = [str(Path(m.__file__).resolve().parents[1]) for m in (ganctl, ganctl_plugins)]
+    return os.pathsep.join(dict.fromkeys([*here, *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]))
+
+
 @pytest.fixture(autouse=True)
 def _isolated_runs(tmp_path, monkeypatch):
-    """Run folders and caches of each test live in its own tmp_path, never in the checkout."""
+    """Each test works in its own tmp_path: its working folder (default outputs such as samples.png
+    and walk.gif, runs/ and runs/LATEST land there, and subprocesses inherit it), its run folders
+    and caches. The suite never reads or writes the folder it is started from, nor the checkout."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PYTHONPATH", _import_path())
     monkeypatch.setenv("GANCTL_RUNS_DIR", str(tmp_path / "runs"))
     monkeypatch.setenv("GANCTL_OFFLINE", "1")  # never try a download from a test
     monkeypatch.setenv("GANCTL_CACHE_DIR", str(tmp_path / "cache"))  # FID statistics
