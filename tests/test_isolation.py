@@ -16,7 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.runfolders import train_tiny
+from ganctl import runs
 
 ROOT = Path(__file__).resolve().parents[1]
 TESTS = ROOT / "tests"
@@ -50,13 +50,13 @@ def git_status() -> str | None:
     return result.stdout if result.returncode == 0 else None
 
 
-def test_the_suite_leaves_the_folder_it_starts_in_and_the_checkout_alone(tmp_path, monkeypatch):
+def test_the_suite_leaves_the_folder_it_starts_in_and_the_checkout_alone(tiny, tmp_path, monkeypatch):
     user = tmp_path / "user"
     user.mkdir()
     (user / "samples.png").write_bytes(b"the user's own samples.png")
     (user / "walk.gif").write_bytes(b"the user's own walk.gif")
     monkeypatch.setenv("GANCTL_RUNS_DIR", str(user / "runs"))
-    train_tiny(user / "runs" / "mnist-tiny")  # a finished run, and runs/LATEST naming it
+    runs.set_latest(shutil.copytree(tiny, user / "runs" / "mnist-tiny"))  # a finished run, and runs/LATEST naming it
     assert (user / "runs" / "LATEST").is_file()
     before, status = snapshot(user), git_status()
 

@@ -18,14 +18,9 @@ One case per update mode runs by default; the rest are ``slow`` (``pytest -m slo
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
-from safetensors.torch import load_file
-from typer.testing import CliRunner
-
-from ganctl.cli import app
+from tests.helpers import read_tensors, train
 from tests.reference_step import train_reference
 
 ARCHS = {"cifar-dcgan": None, "mnist-dcgan": None, "tf-dcgan": None, "paper-dcgan": 32}  # arch -> --image-size
@@ -50,9 +45,9 @@ def test_trainer_computes_the_reference_bits(arch, mode, tmp_path):
     size = ARCHS[arch]
     run = tmp_path / f"{arch}-{mode}"
     sizes = ["--image-size", str(size)] if size else []
-    result = CliRunner().invoke(app, ["train", "--arch", arch, "--d-update", mode, *sizes, *ARGS, "--out", str(run)])
+    result = train("--arch", arch, "--d-update", mode, *sizes, *ARGS, "--out", str(run))
     assert result.exit_code == 0, result.output
-    trained = load_file(str(Path(run) / "generator.safetensors"))
+    trained = read_tensors(run / "generator.safetensors")
 
     expected = train_reference(arch, d_update=mode, steps=STEPS, seed=SEED, batch_size=BATCH, limit=LIMIT, image_size=size)
     expected = {name: tensor.detach() for name, tensor in expected.state_dict().items()}
