@@ -10,24 +10,38 @@ import torch
 
 import ganctl.plugins as plugins
 import ganctl.registry as registry
+from tests.helpers import REAL_WEIGHTS, make_generator, random_inception_file
 
-# The real datasets and Inception weights for the checks that need them (README, "Tests"):
-# $GANCTL_TEST_DATA, else a shared/data folder beside the checkout; absent in CI.
-SHARED_DATA = Path(os.environ.get("GANCTL_TEST_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data")
-REAL_WEIGHTS = SHARED_DATA / "inception" / "pt_inception-2015-12-05-fc-zeroed.pth"
-NO_REAL_DATA = "the real datasets are absent: set GANCTL_TEST_DATA to a folder of cifar-10/, mnist/, inception/ (README, Tests)"
+
+def _import_path() -> str:
+    """PYTHONPATH under which a subprocess imports the ganctl and built-in plugins this process
+    imports, whatever its working folder (which no longer is the checkout: see below)."""
+    import ganctl
+    import ganctl_plugins
+
+    here = [str(Path(m.__file__).resolve().parents[1]) for m in (ganctl, ganctl_plugins)]
+    return os.pathsep.join(dict.fromkeys([*here, *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]))
+
+
+def _isolate(mp: pytest.MonkeyPatch, folder: Path) -> None:
+    """Work in ``folder``: the working folder (default outputs such as samples.png and walk.gif,
+    runs/ and runs/LATEST land there, and subprocesses inherit it), the runs root and the caches."""
+    mp.chdir(folder)
+    mp.setenv("PYTHONPATH", _import_path())
+    mp.setenv("GANCTL_RUNS_DIR", str(folder / "runs"))
+    mp.setenv("GANCTL_OFFLINE", "1")  # never try a download from a test
+    mp.setenv("GANCTL_CACHE_DIR", str(folder / "cache"))  # FID statistics
+    mp.setenv("TORCH_HOME", str(folder / "torch-home"))  # no weights found by accident
+    mp.delenv("GANCTL_INCEPTION_WEIGHTS", raising=False)
+    mp.delenv("GANCTL_PLUGINS", raising=False)
+    mp.delenv("GANCTL_DISABLE_PLUGIN_AUTOLOAD", raising=False)
 
 
 @pytest.fixture(autouse=True)
 def _isolated_runs(tmp_path, monkeypatch):
-    """Run folders and caches of each test live in its own tmp_path, never in the checkout."""
-    monkeypatch.setenv("GANCTL_RUNS_DIR", str(tmp_path / "runs"))
-    monkeypatch.setenv("GANCTL_OFFLINE", "1")  # never try a download from a test
-    monkeypatch.setenv("GANCTL_CACHE_DIR", str(tmp_path / "cache"))  # FID statistics
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))  # no weights found by accident
-    monkeypatch.delenv("GANCTL_INCEPTION_WEIGHTS", raising=False)
-    monkeypatch.delenv("GANCTL_PLUGINS", raising=False)
-    monkeypatch.delenv("GANCTL_DISABLE_PLUGIN_AUTOLOAD", raising=False)
+    """Each test works in its own tmp_path (see ``_isolate``): the suite never reads or writes the
+    folder it is started from, nor the checkout (test_isolation checks it)."""
+    _isolate(monkeypatch, tmp_path)
 
 
 @pytest.fixture(autouse=True)
@@ -58,41 +72,6 @@ def fresh_plugins(monkeypatch):
         r._entries.update(entries)
 
 
-def make_distribution(root, name: str, version: str, entry_points: dict[str, str], modules: dict[str, str]):
-    """Lay out an installed distribution (a ``.dist-info`` folder) with ``ganctl.plugins`` entry points."""
-    for module, source in modules.items():
-        (root / f"{module}.py").write_text(source)
-    info = root / f"{name.replace('-', '_')}-{version}.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
-    lines = "".join(f"{ep} = {target}\n" for ep, target in entry_points.items())
-    (info / "entry_points.txt").write_text("[ganctl.plugins]\n" + lines)
-    return info
-
-
-def random_inception_file(path: Path) -> Path:
-    """torch-fidelity's FID Inception with random weights, saved as a plain state dict.
-
-    Without the real weights (CI, a user's clone) the whole feature pipeline still runs on it:
-    the resize, the batching, the caching and the agreement with torch-fidelity's own forward
-    do not depend on the weights' values. He-normal convolutions keep the activations from
-    vanishing through the 94 layers, so the features are well spread (std about 0.2).
-    """
-    from unittest import mock
-
-    import torch_fidelity.feature_extractor_inceptionv3 as tfi
-
-    # Build the network without loading anything into it.
-    with mock.patch.object(tfi.torch, "load", return_value={}), mock.patch.object(torch.nn.Module, "load_state_dict", lambda *a, **k: None):
-        network = tfi.FeatureExtractorInceptionV3("inception-v3-compat", ["2048"], feature_extractor_weights_path="unused")
-    g = torch.Generator().manual_seed(0)
-    for module in network.modules():
-        if isinstance(module, torch.nn.Conv2d):
-            module.weight.copy_(torch.randn(module.weight.shape, generator=g) * (2.0 / module.weight[0].numel()) ** 0.5)
-    torch.save({k: v.clone() for k, v in network.state_dict().items()}, path)
-    return path
-
-
 @pytest.fixture(scope="session")
 def weights_file(tmp_path_factory) -> Path:
     """The shared real weights when present, else a random Inception: these tests run everywhere."""
@@ -101,15 +80,28 @@ def weights_file(tmp_path_factory) -> Path:
     return random_inception_file(tmp_path_factory.mktemp("inception") / "random-inception.pth")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def tiny(tmp_path_factory) -> Path:
-    """One real finished 8-step run, trained once per test module (in its own runs root, with its LATEST)."""
+    """One real finished 8-step run (``runfolders.train_tiny``: checkpoints at steps 4 and 8), trained
+    once per session in its own runs root, with its LATEST. Shared: tests only read it (or copy it)."""
     from tests.runfolders import train_tiny
 
-    root = tmp_path_factory.mktemp("tiny") / "runs"
+    folder = tmp_path_factory.mktemp("tiny")
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("GANCTL_RUNS_DIR", str(root))
-        return train_tiny(root / "mnist-tiny")
+        _isolate(mp, folder)
+        return train_tiny(folder / "runs" / "mnist-tiny")
+
+
+@pytest.fixture(scope="module")
+def mnist(tmp_path_factory) -> Path:
+    """An untrained mnist-dcgan generator file (``helpers.make_generator``)."""
+    return make_generator(tmp_path_factory.mktemp("g") / "mnist.safetensors")
+
+
+@pytest.fixture(scope="module")
+def cifar(tmp_path_factory) -> Path:
+    """An untrained cifar-dcgan generator file."""
+    return make_generator(tmp_path_factory.mktemp("g") / "cifar.safetensors", "cifar-dcgan")
 
 
 @pytest.fixture

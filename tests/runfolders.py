@@ -13,17 +13,15 @@ from typing import Any
 import numpy as np
 from PIL import Image
 from safetensors.numpy import save_file
-from typer.testing import CliRunner
-
-from ganctl.cli import app
+from tests.helpers import read_tensors, train
 
 
 def train_tiny(run: Path, *extra: str) -> Path:
     """A real 8-step mnist-dcgan run on synthetic images: 4 steps an epoch, records every 2."""
-    result = CliRunner().invoke(app, [
-        "train", "--arch", "mnist-dcgan", "--dataset", "synthetic", "--limit", "64", "--batch-size", "16",
+    result = train(
+        "--arch", "mnist-dcgan", "--dataset", "synthetic", "--limit", "64", "--batch-size", "16",
         "--max-steps", "8", "--log-every", "2", "--sample-every", "1", "--quiet", "--out", str(run), *extra,
-    ])  # fmt: skip
+    )  # fmt: skip
     assert result.exit_code == 0, result.output
     return run
 
@@ -85,24 +83,15 @@ def write_generator(path: Path, arch: str, **extra: Any) -> None:
     save_file({"weight": np.zeros(4, dtype=np.float32)}, str(path), metadata=metadata)
 
 
-def generator_tensors(path: Path) -> dict:
-    """Every tensor of a safetensors file, by name."""
-    from safetensors import safe_open
-
-    with safe_open(str(path), "pt") as f:
-        return {k: f.get_tensor(k) for k in f.keys()}
-
-
 def assert_resume_is_bitwise(folder: Path, args: list[str], *, stop: int, end: int, files: tuple[str, ...]) -> None:
     """Train ``args`` to step ``end`` straight, and to ``stop`` then ``--resume`` to ``end``: ``files`` are equal, bit for bit."""
     import torch
 
-    runner = CliRunner()
     for name, steps in (("straight", end), ("broken", stop)):
-        result = runner.invoke(app, ["train", *args, "--max-steps", str(steps), "--out", str(folder / name)])
+        result = train(*args, "--max-steps", str(steps), "--out", str(folder / name))
         assert result.exit_code == 0, result.stderr
-    result = runner.invoke(app, ["train", "--resume", "--out", str(folder / "broken"), "--max-steps", str(end), "--quiet"])
+    result = train("--resume", "--out", str(folder / "broken"), "--max-steps", str(end), "--quiet")
     assert result.exit_code == 0, result.stderr
     for file in files:
-        a, b = generator_tensors(folder / "straight" / file), generator_tensors(folder / "broken" / file)
+        a, b = read_tensors(folder / "straight" / file), read_tensors(folder / "broken" / file)
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), file

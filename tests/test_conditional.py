@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from safetensors import safe_open
 from safetensors.torch import save_file
 from typer.testing import CliRunner
 
@@ -22,19 +21,11 @@ from ganctl.layers import ConditionalBatchNorm2d, ConditionalSequential, Project
 from ganctl.registry import ARCHITECTURES
 from ganctl.weights import load_generator, read_info, save_generator
 from tests.formats import write_cifar10, write_mnist
+from tests.helpers import SIZE, quick, read_safetensors, train
+from tests.helpers import read_tensors as tensors
 
 runner = CliRunner()
-QUICK = ["--dataset", "synthetic", "--limit", "96", "--batch-size", "16", "--quiet", "--log-every", "2"]
-SIZE = {"paper-dcgan": ["--image-size", "32"]}
-
-
-def train(*args: str):
-    return runner.invoke(app, ["train", *args])
-
-
-def tensors(path: Path) -> dict[str, torch.Tensor]:
-    with safe_open(str(path), "pt") as f:
-        return {k: f.get_tensor(k) for k in f.keys()}
+QUICK = quick(limit=96)
 
 
 # --- labels from the datasets ---------------------------------------------------------------
@@ -191,8 +182,7 @@ def test_generator_file_format_2_records_classes_and_format_1_still_loads(tmp_pa
 )
 def test_damaged_class_metadata_is_one_sentence(tmp_path, change, message):
     path = _conditional_file(tmp_path / "c.safetensors")
-    with safe_open(str(path), "pt") as f:
-        metadata, state = f.metadata(), {k: f.get_tensor(k) for k in f.keys()}
+    metadata, state = read_safetensors(path)
     save_file(state, str(path), metadata={**metadata, **change})
     with pytest.raises(GanctlError, match=message):
         read_info(path)
@@ -282,5 +272,4 @@ def test_an_unconditional_run_on_labelled_data_writes_no_classes(tmp_path):
     assert train("--arch", "mnist-dcgan", *QUICK, "--max-steps", "1", "--out", str(run)).exit_code == 0
     info = read_info(run / "generator.safetensors")
     assert set(info.arch_args) == {"image_size", "channels", "latent_dim"} and info.class_names == ()
-    with safe_open(str(run / "generator.safetensors"), "pt") as f:
-        assert "class_names" not in f.metadata()
+    assert "class_names" not in read_safetensors(run / "generator.safetensors")[0]

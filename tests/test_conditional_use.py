@@ -12,13 +12,11 @@ import pytest
 import torch
 from PIL import Image
 from safetensors.numpy import load_file
-from typer.testing import CliRunner
 
-from ganctl.cli import app
 from ganctl.registry import ARCHITECTURES
 from ganctl.weights import save_generator
+from tests.helpers import invoke, one_line_error
 
-runner = CliRunner()
 CLASSES = ("circle", "square", "triangle")
 
 
@@ -55,20 +53,9 @@ def plain_file(tmp_path) -> Path:
     return path
 
 
-def run(*args: str):
-    return runner.invoke(app, list(args))
-
-
-def one_line(result, *fragments: str) -> None:
-    assert result.exit_code != 0
-    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
-    for fragment in fragments:
-        assert fragment in result.stderr, result.stderr
-
-
 def test_per_class_grid_has_a_row_per_class_with_its_name(conditional_file, tmp_path):
     out = tmp_path / "grid.png"
-    result = run("sample", "--weights", str(conditional_file), "--per-class", "4", "--class", "triangle,circle",
+    result = invoke("sample", "--weights", str(conditional_file), "--per-class", "4", "--class", "triangle,circle",
                  "--seed", "1", "--scale", "1", "--out", str(out))  # fmt: skip
     assert result.exit_code == 0, result.stderr
     assert "8 images, 4 per row" in result.stdout and "triangle, circle" in result.stdout
@@ -80,14 +67,14 @@ def test_per_class_grid_has_a_row_per_class_with_its_name(conditional_file, tmp_
 
 def test_class_choice_changes_the_images_and_save_z_keeps_the_classes(conditional_file, tmp_path):
     common = ["sample", "--weights", str(conditional_file), "--n", "6", "--seed", "2"]
-    assert run(*common, "--class", "0", "--out", str(tmp_path / "a.png")).exit_code == 0
-    result = run(*common, "--class", "square", "--class", "triangle", "--save-z", str(tmp_path / "z.safetensors"),
+    assert invoke(*common, "--class", "0", "--out", str(tmp_path / "a.png")).exit_code == 0
+    result = invoke(*common, "--class", "square", "--class", "triangle", "--save-z", str(tmp_path / "z.safetensors"),
                  "--out", str(tmp_path / "b.png"))  # fmt: skip
     assert result.exit_code == 0, result.stderr
     assert Image.open(tmp_path / "a.png").tobytes() != Image.open(tmp_path / "b.png").tobytes()
     stored = load_file(str(tmp_path / "z.safetensors"))
     assert stored["y"].tolist() == [1, 2, 1, 2, 1, 2] and stored["z"].shape == (6, 4)
-    again = run("sample", "--weights", str(conditional_file), "--z-file", str(tmp_path / "z.safetensors"), "--out", str(tmp_path / "c.png"))
+    again = invoke("sample", "--weights", str(conditional_file), "--z-file", str(tmp_path / "z.safetensors"), "--out", str(tmp_path / "c.png"))
     assert again.exit_code == 0, again.stderr
     assert Image.open(tmp_path / "b.png").tobytes() == Image.open(tmp_path / "c.png").tobytes()
 
@@ -102,16 +89,16 @@ def test_class_choice_changes_the_images_and_save_z_keeps_the_classes(conditiona
     ],
 )
 def test_bad_class_choices_are_one_line(conditional_file, tmp_path, args, fragments):
-    result = run("sample", "--weights", str(conditional_file), *args, "--out", str(tmp_path / "x.png"))
-    one_line(result, *fragments)
+    result = invoke("sample", "--weights", str(conditional_file), *args, "--out", str(tmp_path / "x.png"))
+    one_line_error(result, *fragments)
     assert not (tmp_path / "x.png").exists()
 
 
 @pytest.mark.parametrize("command", [["sample", "--class", "cat"], ["sample", "--per-class", "3"], ["latent-walk", "--class", "1"],
                                      ["latent-walk", "--class-walk", "0,1"]])  # fmt: skip
 def test_classes_on_an_unconditional_generator_are_one_line(plain_file, tmp_path, command):
-    result = run(*command, "--weights", str(plain_file), "--out", str(tmp_path / "x.png"))
-    one_line(result, "needs a class-conditional generator", "unconditional")
+    result = invoke(*command, "--weights", str(plain_file), "--out", str(tmp_path / "x.png"))
+    one_line_error(result, "needs a class-conditional generator", "unconditional")
     assert not (tmp_path / "x.png").exists()
 
 
@@ -133,13 +120,13 @@ def class_colour_file(tmp_path, monkeypatch) -> Path:
 def test_latent_walk_with_a_fixed_class_and_a_class_walk(tmp_path, class_colour_file):
     path = class_colour_file
     out = tmp_path / "walk.png"
-    result = run("latent-walk", "--weights", str(path), "--class-walk", "circle,triangle", "--steps", "4", "--rows", "1",
+    result = invoke("latent-walk", "--weights", str(path), "--class-walk", "circle,triangle", "--steps", "4", "--rows", "1",
                  "--seed", "0", "--scale", "1", "--padding", "0", "--out", str(out))  # fmt: skip
     assert result.exit_code == 0, result.stderr
     picture = np.asarray(Image.open(out).convert("L")).astype(int)
     levels = [picture[14, 28 * i + 14] for i in range(5)]
     assert levels == sorted(levels) and levels[0] < 40 and levels[-1] > 215  # dark circle to bright triangle, smoothly
-    result = run("latent-walk", "--weights", str(path), "--class", "square", "--rows", "2", "--steps", "2", "--seed", "0",
+    result = invoke("latent-walk", "--weights", str(path), "--class", "square", "--rows", "2", "--steps", "2", "--seed", "0",
                  "--scale", "1", "--padding", "0", "--out", str(out), "--force")  # fmt: skip
     assert result.exit_code == 0, result.stderr
     assert np.all(np.abs(np.asarray(Image.open(out).convert("L")).astype(int) - 128) <= 1)  # every frame the square's gray
@@ -152,16 +139,16 @@ def test_latent_walk_through_a_z_file_keeps_its_classes(tmp_path, class_colour_f
     z_file, out = tmp_path / "z.safetensors", tmp_path / "walk.png"
     save_file({"z": np.zeros((2, 4), np.float32), "y": np.array([0, 2])}, str(z_file))  # a circle, then a triangle
     common = ["latent-walk", "--weights", str(path), "--z-file", str(z_file), "--steps", "4", "--scale", "1", "--padding", "0"]
-    result = run(*common, "--out", str(out))
+    result = invoke(*common, "--out", str(out))
     assert result.exit_code == 0, result.stderr
     picture = np.asarray(Image.open(out).convert("L")).astype(int)
     levels = [picture[14, 28 * i + 14] for i in range(5)]
     assert levels == sorted(levels) and levels[0] < 40 and levels[-1] > 215  # the file's classes, interpolated between
-    result = run(*common, "--class", "square", "--out", str(out), "--force")  # --class still chooses
+    result = invoke(*common, "--class", "square", "--out", str(out), "--force")  # --class still chooses
     assert result.exit_code == 0, result.stderr
     assert np.all(np.abs(np.asarray(Image.open(out).convert("L")).astype(int) - 128) <= 1)
     save_file({"z": np.zeros((3, 4), np.float32), "y": np.array([2, 2, 2])}, str(z_file))  # one class: whole labels
-    result = run(*common, "--out", str(out), "--force")
+    result = invoke(*common, "--out", str(out), "--force")
     assert result.exit_code == 0, result.stderr
     assert np.all(np.asarray(Image.open(out).convert("L")).astype(int) > 215)
 
@@ -193,9 +180,9 @@ def test_intra_class_fid_compares_each_class_with_its_own():
 def test_eval_per_class_needs_a_labelled_reference_and_says_so_before_measuring(conditional_file, tmp_path, weights_file):
     (tmp_path / "flat").mkdir()
     Image.new("L", (28, 28)).save(tmp_path / "flat" / "0.png")
-    result = run("eval", "--weights", str(conditional_file), "--real", f"folder:{tmp_path / 'flat'}", "--per-class",
+    result = invoke("eval", "--weights", str(conditional_file), "--real", f"folder:{tmp_path / 'flat'}", "--per-class",
                  "--inception", str(weights_file), "--allow-small-n")  # fmt: skip
-    one_line(result, "--per-class needs reference images labelled")
+    one_line_error(result, "--per-class needs reference images labelled")
 
 
 @pytest.mark.slow  # Inception on 18 images: minutes on a busy two-core machine
@@ -203,7 +190,7 @@ def test_eval_samples_classes_as_the_reference_does_and_reports_intra_class_fid(
     labelled_reference(tmp_path / "real", 3)
     args = ["eval", "--weights", str(conditional_file), "--real", f"folder:{tmp_path / 'real'}", "--allow-small-n",
             "--fid-method", "eigh", "--inception", str(weights_file), "--batch-size", "9", "--no-kid"]  # fmt: skip
-    result = run(*args, "--per-class", "--json")
+    result = invoke(*args, "--per-class", "--json")
     assert result.exit_code == 0, result.stderr
     data = json.loads(result.stdout)
     assert set(data["fid_per_class"]) == set(CLASSES) and data["n_per_class"]["square"] == [3, 3]
@@ -218,9 +205,9 @@ def test_eval_samples_classes_as_the_reference_does_and_reports_intra_class_fid(
 def test_eval_per_class_refuses_an_unconditional_generator(plain_file, tmp_path, weights_file):
     (tmp_path / "real").mkdir()
     Image.new("L", (28, 28)).save(tmp_path / "real" / "a.png")
-    result = run("eval", "--weights", str(plain_file), "--real", f"folder:{tmp_path / 'real'}", "--per-class",
+    result = invoke("eval", "--weights", str(plain_file), "--real", f"folder:{tmp_path / 'real'}", "--per-class",
                  "--inception", str(weights_file), "--allow-small-n")  # fmt: skip
-    one_line(result, "--per-class needs a class-conditional generator")
+    one_line_error(result, "--per-class needs a class-conditional generator")
 
 
 def test_the_trainers_evaluation_makes_images_class_by_class_in_the_given_proportions(monkeypatch):

@@ -19,7 +19,7 @@ from ganctl import register_dataset
 from ganctl.data import DatasetRequest, dataset_names, default_data_dir, load_images
 from ganctl.errors import GanctlError, UnknownNameError
 from ganctl.registry import DATASETS
-from tests.conftest import NO_REAL_DATA, SHARED_DATA as SHARED
+from tests.helpers import NO_REAL_DATA, SHARED_DATA as SHARED
 from tests.formats import write_cifar10, write_idx_images, write_mnist
 
 

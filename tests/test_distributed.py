@@ -17,12 +17,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from safetensors import safe_open
 
 from ganctl import distributed
 from ganctl.errors import GanctlError
 from ganctl.training.checkpoint import list_checkpoints, load_checkpoint
 from ganctl.weights import load_generator
+from tests.helpers import read_tensors as tensors
 
 EXAMPLE_PLUGIN = Path(__file__).resolve().parents[1] / "docs" / "example-plugin" / "tiny_gan.py"
 ARGS = ["--arch", "mnist-dcgan", "--dataset", "synthetic", "--limit", "256", "--batch-size", "16",
@@ -52,11 +52,6 @@ def ganctl(tmp_path: Path, args: list[str]) -> subprocess.CompletedProcess:
         [sys.executable, "-m", "ganctl", *args], cwd=tmp_path, env=environment(tmp_path), capture_output=True, text=True,
         timeout=300,
     )  # fmt: skip
-
-
-def tensors(path: Path) -> dict[str, torch.Tensor]:
-    with safe_open(str(path), "pt") as f:
-        return {k: f.get_tensor(k) for k in f.keys()}
 
 
 def ganctl_errors(stderr: str) -> list[str]:

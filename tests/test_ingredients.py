@@ -22,10 +22,10 @@ from ganctl.training.stats import StepStats
 from ganctl.training.step import Networks, Streams, TrainStep
 from ganctl.weights import load_generator, read_info
 from tests.runfolders import assert_resume_is_bitwise
-from tests.runfolders import generator_tensors as tensors
+from tests.helpers import QUICK, train
+from tests.helpers import read_tensors as tensors
 
 runner = CliRunner()
-QUICK = ["--dataset", "synthetic", "--limit", "64", "--batch-size", "16", "--quiet", "--log-every", "2"]
 EVERYTHING = ["--reg", "r1", "--reg-every", "4", "--reg-weight", "1", "--ema-kimg", "0.1", "--d-steps", "5",
               "--augment", "color,translation,cutout", "--lr-decay", "linear", "--spectral-norm", "d"]
 
@@ -253,10 +253,6 @@ def test_a_d_input_scale_that_is_not_positive_is_one_line(tmp_path, value):
 
 
 # --- through `ganctl train` ----------------------------------------------------------------
-
-
-def train(*args: str):
-    return runner.invoke(app, ["train", *args])
 
 
 def test_everything_on_resumes_bitwise(tmp_path):

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from safetensors import safe_open
 from typer.testing import CliRunner
 
 from ganctl.cli import app
+from tests.helpers import read_tensors
 from ganctl.training.checkpoint import list_checkpoints, load_checkpoint
 
 ARGS = ["--arch", "mnist-dcgan", "--dataset", "synthetic", "--limit", "256", "--batch-size", "16",
@@ -35,11 +35,6 @@ def launch(run: Path, args: list[str]) -> subprocess.Popen:
         [sys.executable, "-m", "ganctl", "train", *args, *resume, "--out", str(run)],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=os.environ.copy(),
     )
-
-
-def generator_tensors(run: Path, name: str) -> dict[str, torch.Tensor]:
-    with safe_open(str(run / name), "pt") as f:
-        return {k: f.get_tensor(k) for k in f.keys()}
 
 
 @pytest.mark.parametrize("ingredients", [[], EVERYTHING], ids=["seed-recipe", "everything-on"])
@@ -67,7 +62,7 @@ def test_sigkill_at_random_moments_then_resume_is_bitwise_identical(ingredients,
             break
     assert kills >= 4, "the run finished before it could be interrupted often enough"
     for name in ("generator.safetensors", *(["generator-raw.safetensors"] if ingredients else [])):
-        a, b = generator_tensors(straight, name), generator_tensors(run, name)
+        a, b = read_tensors(straight / name), read_tensors(run / name)
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), name
 
 

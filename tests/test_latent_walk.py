@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,14 +9,9 @@ import torch
 from PIL import Image
 
 from ganctl import interpolation
-from tests.test_sample import assert_one_line_error, corrupt_files, invoke, make_generator
+from tests.helpers import corrupt_files, invoke, one_line_error
 
 TILE = 28 + 2  # mnist-dcgan's 28 px plus 2 px padding
-
-
-@pytest.fixture(scope="module")
-def mnist(tmp_path_factory) -> Path:
-    return make_generator(tmp_path_factory.mktemp("g") / "mnist.safetensors")
 
 
 # ----------------------------------------------------------------------------------------
@@ -161,20 +155,20 @@ def test_walk_through_the_points_of_a_z_file(mnist, tmp_path):
 )
 def test_bad_options_are_one_line(mnist, tmp_path, monkeypatch, args, message):
     monkeypatch.chdir(tmp_path)
-    assert_one_line_error(invoke("latent-walk", "--weights", mnist, *args), message)
+    one_line_error(invoke("latent-walk", "--weights", mnist, *args), message)
     assert list(tmp_path.iterdir()) == []
 
 
 def test_a_z_file_with_one_point_is_refused(mnist, tmp_path):
     np.save(tmp_path / "one.npy", np.zeros(100, np.float32))
-    assert_one_line_error(invoke("latent-walk", "--weights", mnist, "--z-file", tmp_path / "one.npy"), "at least 2")
+    one_line_error(invoke("latent-walk", "--weights", mnist, "--z-file", tmp_path / "one.npy"), "at least 2")
 
 
 def test_existing_outputs_are_untouched_without_force(mnist, tmp_path):
     png, gif = tmp_path / "walk.png", tmp_path / "walk.gif"
     gif.write_bytes(b"precious")
     result = invoke("latent-walk", "--weights", mnist, "--out", png, "--out", gif)
-    assert_one_line_error(result, f"{gif} already exists")
+    one_line_error(result, f"{gif} already exists")
     assert gif.read_bytes() == b"precious" and not png.exists()  # refused before anything is written
     assert invoke("latent-walk", "--weights", mnist, "--out", png, "--out", gif, "--force").exit_code == 0
     assert Image.open(gif).n_frames == 16  # 9 frames, then 7 back
@@ -182,19 +176,19 @@ def test_existing_outputs_are_untouched_without_force(mnist, tmp_path):
 
 def test_unwritable_folder_is_one_line(mnist, tmp_path):
     (tmp_path / "a-file").write_text("")
-    assert_one_line_error(invoke("latent-walk", "--weights", mnist, "--out", tmp_path / "a-file" / "w.gif"), "not a folder")
+    one_line_error(invoke("latent-walk", "--weights", mnist, "--out", tmp_path / "a-file" / "w.gif"), "not a folder")
 
 
 def test_corrupt_generator_files_are_one_line(mnist, tmp_path):
     for case, (path, message) in corrupt_files(tmp_path / "bad", mnist).items():
         out = tmp_path / "w.gif"
-        assert_one_line_error(invoke("latent-walk", "--weights", path, "--out", out), message)
+        one_line_error(invoke("latent-walk", "--weights", path, "--out", out), message)
         assert not out.exists(), case
 
 
 def test_no_latest_run_is_one_line(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    assert_one_line_error(invoke("latent-walk"), "no trained generator found")
+    one_line_error(invoke("latent-walk"), "no trained generator found")
 
 
 def test_frame_count_formula_is_what_the_docs_say():

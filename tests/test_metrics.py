@@ -17,19 +17,9 @@ from ganctl import metrics
 from ganctl.cli import app
 from ganctl.errors import GanctlError
 
-from tests.conftest import REAL_WEIGHTS
-from tests.conftest import NO_REAL_DATA, SHARED_DATA as SHARED
+from tests.helpers import NO_REAL_DATA, REAL_WEIGHTS, one_line_error
+from tests.helpers import SHARED_DATA as SHARED
 needs_weights = pytest.mark.skipif(not REAL_WEIGHTS.is_file(), reason="the Inception weights are absent ($GANCTL_TEST_DATA/inception, README, Tests)")
-
-
-def one_line_error(result, *fragments: str) -> str:
-    """The CLI failed with exit code 2 and one line on stderr, no traceback; return the line."""
-    assert result.exit_code == 2, (result.exit_code, result.output, result.stderr)
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
-    return lines[0]
 
 
 # ----------------------------------------------------------------------------------------
@@ -287,7 +277,7 @@ def test_inception_score_is_refused_with_the_zeroed_classifier(tmp_path):
     folder = write_folder(tmp_path / "a", pictures(3, 0))
     result = CliRunner().invoke(app, ["eval", "--real", f"folder:{folder}", "--fake", str(folder), "--no-fid",
                                       "--is", "--inception", str(REAL_WEIGHTS)])  # fmt: skip
-    one_line_error(result, "Inception Score", "zeros")
+    one_line_error(result, "Inception Score", "zeros", exit_code=2)
 
 
 def test_evaluate_generator_for_the_trainer(measured, tmp_path, weights_file):
@@ -377,17 +367,17 @@ def fake_inception_file(tmp_path: Path) -> Path:
 def test_missing_generator_file_is_named(tmp_path):
     missing = tmp_path / "nothere.safetensors"
     result = CliRunner().invoke(app, ["eval", "--weights", str(missing), "--dataset", "mnist", "--n", "3000"])
-    one_line_error(result, str(missing))
+    one_line_error(result, str(missing), exit_code=2)
 
 
 def test_missing_inception_weights_name_the_file_and_the_folder(tmp_path):
     generator = make_generator(tmp_path)
     result = CliRunner().invoke(app, ["eval", "--weights", str(generator), "--dataset", "mnist", "--n", "3000"])
-    line = one_line_error(result, "pt_inception-2015-12-05-6726825d.pth", "--inception")
+    line = one_line_error(result, "pt_inception-2015-12-05-6726825d.pth", "--inception", exit_code=2)
     assert str(tmp_path / "torch-home") in line  # where to put it
     missing = tmp_path / "nope.pth"
     result = CliRunner().invoke(app, ["eval", "--weights", str(generator), "--dataset", "mnist", "--n", "3000", "--inception", str(missing)])
-    one_line_error(result, str(missing), "does not exist")
+    one_line_error(result, str(missing), "does not exist", exit_code=2)
 
 
 def test_files_that_are_not_inception_weights(tmp_path):
@@ -397,7 +387,7 @@ def test_files_that_are_not_inception_weights(tmp_path):
     for wrong in (garbage, generator):
         result = CliRunner().invoke(app, ["eval", "--weights", str(generator), "--dataset", "mnist", "--n", "3000",
                                           "--inception", str(wrong)])  # fmt: skip
-        one_line_error(result, str(wrong), "not")
+        one_line_error(result, str(wrong), "not", exit_code=2)
 
 
 def test_a_pickle_with_code_is_refused_not_run(tmp_path):
@@ -417,12 +407,12 @@ def test_n_larger_than_the_dataset(tmp_path):
         "eval", "--weights", str(make_generator(tmp_path)), "--real", f"folder:{folder}", "--n", "3000",
         "--inception", str(fake_inception_file(tmp_path)),
     ])  # fmt: skip
-    one_line_error(result, "3,000", "5 images")
+    one_line_error(result, "3,000", "5 images", exit_code=2)
 
 
 def test_n_below_2048_needs_the_override(tmp_path):
     result = CliRunner().invoke(app, ["eval", "--weights", str(make_generator(tmp_path)), "--dataset", "mnist", "--n", "500"])
-    one_line_error(result, "2,048", "--allow-small-n", "--no-fid")
+    one_line_error(result, "2,048", "--allow-small-n", "--no-fid", exit_code=2)
 
 
 @pytest.mark.parametrize(
@@ -437,7 +427,7 @@ def test_n_below_2048_needs_the_override(tmp_path):
     ],
 )
 def test_option_mistakes(args, fragment):
-    one_line_error(CliRunner().invoke(app, ["eval", *args]), fragment)
+    one_line_error(CliRunner().invoke(app, ["eval", *args]), fragment, exit_code=2)
 
 
 def test_eval_help_is_there_and_shows_an_example():
@@ -479,8 +469,8 @@ def test_an_existing_out_file_is_refused_before_any_work(tmp_path):
     out = tmp_path / "result.json"
     out.write_text("keep me")
     args = ["eval", "--weights", str(tmp_path / "no-generator.safetensors"), "--dataset", "mnist", "--out", str(out)]
-    one_line_error(CliRunner().invoke(app, args), str(out), "--force")  # before the missing generator is noticed
+    one_line_error(CliRunner().invoke(app, args), str(out), "--force", exit_code=2)  # before the missing generator is noticed
     assert out.read_text() == "keep me"
     blocker = tmp_path / "a-file"
     blocker.write_text("")
-    one_line_error(CliRunner().invoke(app, [*args[:-1], str(blocker / "result.json")]), "is a file, not a folder")
+    one_line_error(CliRunner().invoke(app, [*args[:-1], str(blocker / "result.json")]), "is a file, not a folder", exit_code=2)

@@ -14,7 +14,7 @@ from ganctl.cli import app
 from ganctl.errors import DuplicateNameError, UnknownNameError
 from ganctl.plugins import PluginSource, loading_from
 from ganctl.registry import ARCHITECTURES, LOSSES
-from tests.conftest import make_distribution
+from tests.helpers import make_distribution
 
 EXAMPLE_PLUGIN = Path(__file__).resolve().parents[1] / "docs" / "example-plugin" / "tiny_gan.py"
 

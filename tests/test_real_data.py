@@ -12,7 +12,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from ganctl.cli import app
-from tests.conftest import NO_REAL_DATA, SHARED_DATA as SHARED
+from tests.helpers import NO_REAL_DATA, SHARED_DATA as SHARED
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not SHARED.is_dir(), reason=NO_REAL_DATA)]
 
 

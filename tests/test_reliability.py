@@ -11,21 +11,10 @@ import pytest
 from typer.testing import CliRunner
 
 from ganctl.cli import app
+from tests.helpers import one_line_error, read_safetensors, train
 from tests.runfolders import train_tiny
 
 runner = CliRunner()
-
-
-def train(*args: str):
-    return runner.invoke(app, ["train", *args])
-
-
-def one_line(result) -> str:
-    assert result.exit_code != 0
-    assert "Traceback" not in result.output and result.exception is None or isinstance(result.exception, SystemExit)
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr
-    return lines[0]
 
 
 # --- the run folder's lock and temporary files ------------------------------------------
@@ -37,7 +26,7 @@ def test_a_lock_that_is_a_symlink_is_refused_and_its_target_untouched(tmp_path):
     victim.write_text("keep me\n")
     (run / ".lock").unlink(missing_ok=True)
     (run / ".lock").symlink_to(victim)
-    line = one_line(train("--resume", "--out", str(run), "--max-steps", "10", "--quiet"))
+    line = one_line_error(train("--resume", "--out", str(run), "--max-steps", "10", "--quiet"))
     assert ".lock" in line
     assert victim.read_text() == "keep me\n"
 
@@ -56,7 +45,7 @@ def test_a_lock_that_is_a_folder_is_one_line(tmp_path):
     run = train_tiny(tmp_path / "run")
     (run / ".lock").unlink(missing_ok=True)
     (run / ".lock").mkdir()
-    assert ".lock" in one_line(train("--resume", "--out", str(run), "--max-steps", "10", "--quiet"))
+    assert ".lock" in one_line_error(train("--resume", "--out", str(run), "--max-steps", "10", "--quiet"))
 
 
 def test_a_second_resume_keeps_the_running_trainings_temporary_files(tmp_path):
@@ -68,7 +57,7 @@ def test_a_second_resume_keeps_the_running_trainings_temporary_files(tmp_path):
     with open(run / ".lock", "a") as held:
         fcntl.flock(held, fcntl.LOCK_EX)
         result = train("--resume", "--out", str(run), "--max-steps", "10", "--quiet")
-    assert "already running" in one_line(result)
+    assert "already running" in one_line_error(result)
     assert tmp.read_bytes() == b"being written" and ckpt_tmp.exists()
 
 
@@ -85,7 +74,7 @@ def test_a_folder_holding_only_stale_temporary_files_counts_as_empty(tmp_path):
     run.mkdir()
     (run / ".config.json.k3j2.tmp").write_bytes(b'{"ganctl_ver')  # killed during the very first write
     result = train("--resume", "--out", str(run), "--quiet")
-    line = one_line(result)
+    line = one_line_error(result)
     assert "not a ganctl run folder" not in line and "without --resume" in line
     train_tiny(run)  # a fresh training takes it
     assert not (run / ".config.json.k3j2.tmp").exists()
@@ -95,11 +84,9 @@ def test_a_folder_holding_only_stale_temporary_files_counts_as_empty(tmp_path):
 
 
 def _resave(path: Path, change) -> None:
-    from safetensors import safe_open
     from safetensors.torch import save_file
 
-    with safe_open(str(path), "pt") as f:
-        metadata, tensors = f.metadata(), {k: f.get_tensor(k) for k in f.keys()}
+    metadata, tensors = read_safetensors(path)
     change(tensors, metadata)
     save_file(tensors, str(path), metadata=metadata)
 
@@ -128,22 +115,6 @@ DAMAGES = {
 }
 
 
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    import os as _os
-
-    root = tmp_path_factory.mktemp("tiny")
-    old = _os.environ.get("GANCTL_RUNS_DIR")
-    _os.environ["GANCTL_RUNS_DIR"] = str(root / "runs")
-    try:
-        return train_tiny(root / "run")  # checkpoints at steps 4 and 8
-    finally:
-        if old is None:
-            _os.environ.pop("GANCTL_RUNS_DIR", None)
-        else:
-            _os.environ["GANCTL_RUNS_DIR"] = old
-
-
 def _copy(run: Path, to: Path) -> Path:
     import shutil
 
@@ -152,8 +123,8 @@ def _copy(run: Path, to: Path) -> Path:
 
 
 @pytest.mark.parametrize("damage", DAMAGES)
-def test_a_damaged_newest_checkpoint_falls_back_to_the_previous_one(damage, tiny_run, tmp_path):
-    run = _copy(tiny_run, tmp_path / "run")
+def test_a_damaged_newest_checkpoint_falls_back_to_the_previous_one(damage, tiny, tmp_path):
+    run = _copy(tiny, tmp_path / "run")
     newest = run / "checkpoints" / "step-000000008.safetensors"
     assert newest.exists()
     DAMAGES[damage](newest)
@@ -165,8 +136,8 @@ def test_a_damaged_newest_checkpoint_falls_back_to_the_previous_one(damage, tiny
     assert steps == sorted(steps) and max(steps) <= 9
 
 
-def test_when_no_checkpoint_is_readable_resume_stops_in_one_line(tiny_run, tmp_path):
-    run = _copy(tiny_run, tmp_path / "run")
+def test_when_no_checkpoint_is_readable_resume_stops_in_one_line(tiny, tmp_path):
+    run = _copy(tiny, tmp_path / "run")
     for path in (run / "checkpoints").glob("step-*.safetensors"):
         path.write_bytes(b"nope")
     before = (run / "generator.safetensors").read_bytes()
@@ -191,12 +162,12 @@ CONFIG_DAMAGES = {
 
 
 @pytest.mark.parametrize("damage", CONFIG_DAMAGES)
-def test_a_damaged_config_is_one_line_naming_what_is_wrong(damage, tiny_run, tmp_path):
-    run = _copy(tiny_run, tmp_path / "run")
+def test_a_damaged_config_is_one_line_naming_what_is_wrong(damage, tiny, tmp_path):
+    run = _copy(tiny, tmp_path / "run")
     make, expected = CONFIG_DAMAGES[damage]
     content = make(json.loads((run / "config.json").read_text()))
     (run / "config.json").write_bytes(content if isinstance(content, bytes) else content.encode())
-    line = one_line(train("--resume", "--out", str(run), "--max-steps", "9", "--quiet"))
+    line = one_line_error(train("--resume", "--out", str(run), "--max-steps", "9", "--quiet"))
     assert "config.json" in line and expected in line, line
 
 
@@ -218,7 +189,7 @@ def test_an_internal_error_is_one_line_naming_a_bug(crashing_runs, tmp_path, mon
     (tmp_path / "runs").mkdir()
     result = runner.invoke(app, ["runs"])
     assert result.exit_code == 70 and "Traceback" not in result.output
-    line = one_line(result)
+    line = one_line_error(result)
     assert "bug in ganctl" in line and "ValueError: something ganctl never expected" in line and "--debug" in line
 
 
@@ -254,8 +225,8 @@ def test_a_plugin_that_exits_is_a_failed_plugin(body, expected, fresh_plugins, t
     assert result.exit_code == 0, result.output
 
 
-def test_a_damaged_metrics_file_does_not_stop_a_resume(tiny_run, tmp_path):
-    run = _copy(tiny_run, tmp_path / "run")
+def test_a_damaged_metrics_file_does_not_stop_a_resume(tiny, tmp_path):
+    run = _copy(tiny, tmp_path / "run")
     good = (run / "metrics.jsonl").read_bytes()
     (run / "metrics.jsonl").write_bytes(good + b'\xff\xfe[1, 2]\n{"step": "x"}\n"text"\n{"step": NaN}\n{"step": 3')
     result = train("--resume", "--out", str(run), "--max-steps", "9", "--quiet")

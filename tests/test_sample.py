@@ -12,36 +12,11 @@ import pytest
 import torch
 from PIL import Image
 from safetensors.torch import save_file
-from typer.testing import CliRunner
 
 import ganctl.weights as weights_module
 from ganctl import images, latents, runs, sampling
 from ganctl.device import resolve_device, use_amp
-from ganctl.cli import app
-from ganctl.registry import ARCHITECTURES
-from ganctl.weights import save_generator
-
-runner = CliRunner()
-
-
-# ----------------------------------------------------------------------------------------
-# Generator files in the real format (shared with test_latent_walk)
-
-
-def make_generator(path: Path, arch_name: str = "mnist-dcgan", last_bias: float | None = None) -> Path:
-    """An untrained generator file; ``last_bias`` makes every pixel that pre-activation value."""
-    arch = ARCHITECTURES.get(arch_name).obj
-    torch.manual_seed(0)
-    generator, _ = arch.build()
-    if last_bias is not None:
-        last = [m for m in generator.modules() if isinstance(m, torch.nn.Conv2d)][-1]
-        with torch.no_grad():
-            last.weight.zero_()
-            last.bias.fill_(last_bias)
-    save_generator(
-        path, generator, architecture=arch_name, arch_args=arch.arch_args(), pixel_range=arch.recipe.pixel_range
-    )
-    return path
+from tests.helpers import corrupt_files, invoke, make_generator, one_line_error
 
 
 def make_run(folder: Path, arch_name: str = "mnist-dcgan") -> Path:
@@ -50,39 +25,6 @@ def make_run(folder: Path, arch_name: str = "mnist-dcgan") -> Path:
     (folder / runs.CONFIG).write_text(json.dumps({"arch": arch_name}))
     make_generator(folder / runs.FINAL_GENERATOR, arch_name)
     return folder
-
-
-def rewrite_metadata(source: Path, target: Path, **changes: str) -> Path:
-    """A copy of a generator file with some metadata changed (tensors kept)."""
-    from safetensors import safe_open
-
-    with safe_open(str(source), framework="pt") as f:
-        metadata = {**f.metadata(), **changes}
-        tensors = {k: f.get_tensor(k) for k in f.keys()}
-    save_file(tensors, str(target), metadata=metadata)
-    return target
-
-
-def invoke(*args: str | Path):
-    return runner.invoke(app, [str(a) for a in args])
-
-
-def assert_one_line_error(result, message: str = "") -> None:
-    assert result.exit_code != 0, result.stdout
-    assert "Traceback" not in result.stdout + result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("Error"), result.stderr
-    assert message in result.stderr, result.stderr
-
-
-@pytest.fixture(scope="module")
-def mnist(tmp_path_factory) -> Path:
-    return make_generator(tmp_path_factory.mktemp("g") / "mnist.safetensors")
-
-
-@pytest.fixture(scope="module")
-def cifar(tmp_path_factory) -> Path:
-    return make_generator(tmp_path_factory.mktemp("g") / "cifar.safetensors", "cifar-dcgan")
 
 
 # ----------------------------------------------------------------------------------------
@@ -184,7 +126,7 @@ def test_n_takes_the_first_latents_of_a_z_file(mnist, tmp_path):
     folder = tmp_path / "imgs"
     assert invoke("sample", "--weights", mnist, "--z-file", tmp_path / "z.npy", "--n", 2, "--individual", folder).exit_code == 0
     assert sorted(p.name for p in folder.iterdir()) == ["000000.png", "000001.png"]
-    assert_one_line_error(invoke("sample", "--weights", mnist, "--z-file", tmp_path / "z.npy", "--n", 7), "holds 6 latents")
+    one_line_error(invoke("sample", "--weights", mnist, "--z-file", tmp_path / "z.npy", "--n", 7), "holds 6 latents")
 
 
 @pytest.mark.parametrize(
@@ -200,21 +142,21 @@ def test_n_takes_the_first_latents_of_a_z_file(mnist, tmp_path):
 def test_z_file_of_the_wrong_shape_or_kind_is_refused(mnist, tmp_path, array, message):
     np.save(tmp_path / "z.npy", array)
     result = invoke("sample", "--weights", mnist, "--z-file", tmp_path / "z.npy", "--out", tmp_path / "o.png")
-    assert_one_line_error(result, message)
+    one_line_error(result, message)
     assert not (tmp_path / "o.png").exists()
 
 
 def test_pickled_or_broken_latent_files_are_refused_without_unpickling(mnist, tmp_path):
     np.save(tmp_path / "objects.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
-    assert_one_line_error(invoke("sample", "--weights", mnist, "--z-file", tmp_path / "objects.npy"), "pickled")
+    one_line_error(invoke("sample", "--weights", mnist, "--z-file", tmp_path / "objects.npy"), "pickled")
     (tmp_path / "junk.npy").write_bytes(b"not numpy at all")
-    assert_one_line_error(invoke("sample", "--weights", mnist, "--z-file", tmp_path / "junk.npy"), "no .npy header")
+    one_line_error(invoke("sample", "--weights", mnist, "--z-file", tmp_path / "junk.npy"), "no .npy header")
     np.save(tmp_path / "full.npy", np.zeros((3, 100)))
     (tmp_path / "cut.npy").write_bytes((tmp_path / "full.npy").read_bytes()[:300])
-    assert_one_line_error(invoke("sample", "--weights", mnist, "--z-file", tmp_path / "cut.npy"), "not a readable .npy")
+    one_line_error(invoke("sample", "--weights", mnist, "--z-file", tmp_path / "cut.npy"), "not a readable .npy")
     (tmp_path / "junk.safetensors").write_bytes(b"\x00" * 5)
-    assert_one_line_error(invoke("sample", "--weights", mnist, "--z-file", tmp_path / "junk.safetensors"), "not a readable safetensors")
-    assert_one_line_error(invoke("sample", "--weights", mnist, "--z-file", tmp_path / "absent.npy"), "does not exist")
+    one_line_error(invoke("sample", "--weights", mnist, "--z-file", tmp_path / "junk.safetensors"), "not a readable safetensors")
+    one_line_error(invoke("sample", "--weights", mnist, "--z-file", tmp_path / "absent.npy"), "does not exist")
 
 
 # ----------------------------------------------------------------------------------------
@@ -264,7 +206,7 @@ def test_individual_refuses_existing_images_without_force(mnist, tmp_path):
     folder = tmp_path / "imgs"
     folder.mkdir()
     (folder / "000001.png").write_bytes(b"keep me")
-    assert_one_line_error(invoke("sample", "--weights", mnist, "--n", 3, "--individual", folder), "--force")
+    one_line_error(invoke("sample", "--weights", mnist, "--n", 3, "--individual", folder), "--force")
     assert sorted(p.name for p in folder.iterdir()) == ["000001.png"]
     assert (folder / "000001.png").read_bytes() == b"keep me"
     assert invoke("sample", "--weights", mnist, "--n", 3, "--individual", folder, "--force").exit_code == 0
@@ -290,7 +232,7 @@ def test_run_folder_and_latest_run(tmp_path, monkeypatch):
 def test_no_latest_run_is_one_line(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     result = invoke("sample")
-    assert_one_line_error(result, "no trained generator found")
+    one_line_error(result, "no trained generator found")
     # it says where it looked (the absolute folder) and how to point elsewhere
     for part in (str((tmp_path / "runs").resolve()), "GANCTL_RUNS_DIR", "--weights"):
         assert part in result.stderr, result.stderr
@@ -301,7 +243,7 @@ def test_no_latest_run_without_the_variable_names_the_current_folder(tmp_path, m
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("GANCTL_RUNS_DIR")
     result = invoke("sample")
-    assert_one_line_error(result, "relative to the current folder")
+    one_line_error(result, "relative to the current folder")
     assert str((tmp_path / "runs").resolve()) in result.stderr and "GANCTL_RUNS_DIR" in result.stderr
 
 
@@ -329,55 +271,32 @@ def test_no_latest_run_without_the_variable_names_the_current_folder(tmp_path, m
 )
 def test_bad_options_are_one_line(mnist, tmp_path, monkeypatch, args, message):
     monkeypatch.chdir(tmp_path)
-    assert_one_line_error(invoke("sample", "--weights", mnist, *args), message)
+    one_line_error(invoke("sample", "--weights", mnist, *args), message)
     assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
 def test_asking_for_an_absent_cuda_is_one_line(mnist, tmp_path):
-    assert_one_line_error(invoke("sample", "--weights", mnist, "--device", "cuda", "--out", tmp_path / "o.png"), "no CUDA GPU")
-
-
-def corrupt_files(folder: Path, good: Path) -> dict[str, tuple[Path, str]]:
-    """Each way a generator file can be wrong, with a phrase its message must contain."""
-    folder.mkdir(exist_ok=True)
-    (folder / "text.safetensors").write_text("hello, I am not a safetensors file")
-    data = good.read_bytes()
-    (folder / "truncated.safetensors").write_bytes(data[: len(data) // 2])
-    save_file({"w": torch.zeros(3)}, str(folder / "plain.safetensors"))
-    rewrite_metadata(good, folder / "unknown.safetensors", architecture="no-such-gan")
-    rewrite_metadata(good, folder / "misfit.safetensors", architecture="tf-dcgan")  # 28 px, 1 channel too
-    rewrite_metadata(good, folder / "wrong-size.safetensors", architecture="cifar-dcgan")  # 32 px only
-    rewrite_metadata(good, folder / "damaged.safetensors", arch_args="{not json")
-    return {
-        "not safetensors": (folder / "text.safetensors", "not a readable safetensors file"),
-        "truncated": (folder / "truncated.safetensors", "not a readable safetensors file"),
-        "no ganctl metadata": (folder / "plain.safetensors", "not a ganctl generator"),
-        "unknown architecture": (folder / "unknown.safetensors", "no-such-gan"),
-        "tensors that don't fit": (folder / "misfit.safetensors", "do not fit"),
-        "arguments the architecture refuses": (folder / "wrong-size.safetensors", "cannot be built at 28 px"),
-        "damaged metadata": (folder / "damaged.safetensors", "damaged ganctl metadata"),
-        "missing": (folder / "absent.safetensors", "does not exist"),
-    }
+    one_line_error(invoke("sample", "--weights", mnist, "--device", "cuda", "--out", tmp_path / "o.png"), "no CUDA GPU")
 
 
 def test_every_corrupt_generator_file_is_one_line(mnist, tmp_path):
     for case, (path, message) in corrupt_files(tmp_path / "bad", mnist).items():
         out = tmp_path / "o.png"
         result = invoke("sample", "--weights", path, "--out", out)
-        assert_one_line_error(result, message)
+        one_line_error(result, message)
         assert not out.exists(), case
 
 
 def test_a_run_folder_without_a_generator_is_one_line(tmp_path):
     (tmp_path / "run").mkdir()
-    assert_one_line_error(invoke("sample", "--weights", tmp_path / "run", "--out", tmp_path / "o.png"), "holds no generator")
+    one_line_error(invoke("sample", "--weights", tmp_path / "run", "--out", tmp_path / "o.png"), "holds no generator")
 
 
 def test_existing_output_is_untouched_without_force(mnist, tmp_path):
     out = tmp_path / "samples.png"
     out.write_bytes(b"precious")
-    assert_one_line_error(invoke("sample", "--weights", mnist, "--out", out), "already exists; pass --force")
+    one_line_error(invoke("sample", "--weights", mnist, "--out", out), "already exists; pass --force")
     assert out.read_bytes() == b"precious"
     assert invoke("sample", "--weights", mnist, "--out", out, "--force", "-q").exit_code == 0
     assert Image.open(out).format == "PNG"
@@ -385,12 +304,12 @@ def test_existing_output_is_untouched_without_force(mnist, tmp_path):
 
 def test_unwritable_output_folder_is_one_line(mnist, tmp_path):
     (tmp_path / "a-file").write_text("")
-    assert_one_line_error(invoke("sample", "--weights", mnist, "--out", tmp_path / "a-file" / "x.png"), "not a folder")
-    assert_one_line_error(invoke("sample", "--weights", mnist, "--individual", tmp_path / "a-file"), "is a file")
+    one_line_error(invoke("sample", "--weights", mnist, "--out", tmp_path / "a-file" / "x.png"), "not a folder")
+    one_line_error(invoke("sample", "--weights", mnist, "--individual", tmp_path / "a-file"), "is a file")
     if os.geteuid() != 0:  # root writes anywhere
         locked = tmp_path / "locked"
         locked.mkdir(mode=0o500)
-        assert_one_line_error(invoke("sample", "--weights", mnist, "--out", locked / "x.png"), "not writable")
+        one_line_error(invoke("sample", "--weights", mnist, "--out", locked / "x.png"), "not writable")
 
 
 def test_missing_output_folders_are_created(mnist, tmp_path):

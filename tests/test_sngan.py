@@ -10,6 +10,7 @@ import torch
 from typer.testing import CliRunner
 
 from ganctl.cli import app
+from tests.helpers import train
 from ganctl.registry import ARCHITECTURES
 from ganctl.summary import count_params
 from ganctl.weights import load_generator
@@ -152,10 +153,6 @@ def test_recipes_are_the_published_ones(name):
     else:
         assert (r.beta1, r.beta2, r.d_steps, r.init) == (0.0, 0.9, 5, "keras")
         assert abs(r.epochs * iterations_per_epoch - 50_000) < iterations_per_epoch  # 50k G steps
-
-
-def train(*args: str):
-    return runner.invoke(app, ["train", *args])
 
 
 @pytest.mark.parametrize("name", SNGAN)

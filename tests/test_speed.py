@@ -20,7 +20,7 @@ from ganctl.errors import GanctlError
 from ganctl.image_cache import open_image_cache, write_image_cache
 from ganctl.training.batches import RealBatches
 from ganctl.training.streaming import StreamingBatches, real_batches
-from tests.test_refactor_guard import generator_hash
+from tests.helpers import generator_hash
 
 runner = CliRunner()
 CPU = torch.device("cpu")

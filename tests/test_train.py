@@ -11,29 +11,17 @@ from pathlib import Path
 import pytest
 import torch
 from PIL import Image
-from safetensors import safe_open
 from typer.testing import CliRunner
 
-from ganctl.cli import app
 from ganctl.registry import LOSSES, PluginSource
 from ganctl.training.health import BlankWatch, CollapseWatch, DiscriminatorWinsWatch, DiversityWatch, blank_fraction, sample_spread
 from ganctl.weights import load_generator, read_info
 from tests.formats import write_cifar10, write_mnist
+from tests.helpers import QUICK, SIZE, train
+from tests.helpers import read_tensors as tensors
 
 runner = CliRunner()
 
-# Small, fast settings: 64 synthetic images, batch 16 -> 4 iterations an epoch.
-QUICK = ["--dataset", "synthetic", "--limit", "64", "--batch-size", "16", "--quiet", "--log-every", "2"]
-SIZE = {"paper-dcgan": ["--image-size", "32"]}  # its 64 px default is slower on 2 cores
-
-
-def train(*args: str):
-    return runner.invoke(app, ["train", *args])
-
-
-def tensors(path: Path) -> dict[str, torch.Tensor]:
-    with safe_open(str(path), "pt") as f:
-        return {k: f.get_tensor(k) for k in f.keys()}
 
 
 @pytest.mark.parametrize("loss", ["bce", "lsgan", "hinge"])

@@ -17,9 +17,8 @@ import torch
 from ganctl import metrics
 from ganctl.training.evaluation import TrainingEval
 from ganctl.weights import load_generator, read_info
-from tests.test_train import QUICK, tensors, train
-
-from tests.conftest import REAL_WEIGHTS
+from tests.helpers import QUICK, REAL_WEIGHTS, train
+from tests.helpers import read_tensors as tensors
 
 
 @pytest.fixture
