@@ -81,9 +81,9 @@ def generated_digits(weights: Path, n: int, seed: int) -> tuple[torch.Tensor, to
     """``n`` images of a conditional generator, class by class, as float (n, 1, 28, 28) in [0, 1]."""
     from ganctl.conditional import labels_for
     from ganctl.data import convert
-    from ganctl.latents import random_latents
-    from ganctl.sampling import generate_all
-    from ganctl.weights import load_generator
+    from ganctl.latent.latents import random_latents
+    from ganctl.latent.sampling import generate_all
+    from ganctl.networks.weights import load_generator
 
     generator, info = load_generator(weights)
     if not info.class_names:

@@ -161,7 +161,7 @@ def sample_section(plan: Plan) -> dict:
 
     from ganctl.device import use_amp
     from ganctl.registry import ARCHITECTURES
-    from ganctl.sampling import generate
+    from ganctl.latent.sampling import generate
 
     device = torch.device(plan.device)
     arch = ARCHITECTURES.get("cifar-dcgan").obj

@@ -4,7 +4,7 @@
 
 Three samplers draw the same batches (``cifar-dcgan``'s real half-batch of 64 by default) from
 the same uint8 images: ``RealBatches`` with the images on the device, ``StreamingBatches`` from
-host memory, and ``StreamingBatches`` from a memory-mapped cache file (``ganctl.image_cache``,
+host memory, and ``StreamingBatches`` from a memory-mapped cache file (``ganctl.data.cache``,
 warm in the page cache after the first pass). Each figure is the time of one ``next()``
 including the float conversion, synchronised; compare it with a training iteration's time to
 see what streaming adds to a step. Where the images fit on the device, ``real_batches`` keeps
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from ganctl.image_cache import open_image_cache, write_image_cache
+from ganctl.data.cache import open_image_cache, write_image_cache
 from ganctl.training.batches import RealBatches
 from ganctl.training.streaming import StreamingBatches
 

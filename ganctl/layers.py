@@ -11,7 +11,7 @@ moves from one class to another. The standard parts:
   and bias 0 at the start). For G.
 - ``ProjectionDiscriminator`` (Miyato & Koyama 2018, "cGANs with Projection Discriminator"):
   ``D(x, y) = head(h) + <embed(y), pool(h)>`` with ``h`` the features of an unconditional
-  body. Its embedding is a ``ProjectionEmbedding``, which ``ganctl.spectral`` normalises with
+  body. Its embedding is a ``ProjectionEmbedding``, which ``ganctl.networks.spectral`` normalises with
   the rest of D, as the paper does.
 - ``ConditionalSequential``: an ``nn.Sequential`` that hands ``y`` to the children that take it
   (instances of ``ClassConditional``) and only ``x`` to the others; the state-dict keys are an

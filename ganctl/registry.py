@@ -156,7 +156,7 @@ class Architecture:
         missing), initialised as ``init`` says (default: the architecture's recipe)."""
         args = self._complete(arch_args)
         generator, discriminator = self.factory(**args)
-        from ganctl.nn_init import initialise  # torch, so imported only when building
+        from ganctl.networks.init import initialise  # torch, so imported only when building
 
         initialise(generator, init or self.recipe.init)
         initialise(discriminator, init or self.recipe.init)
@@ -166,7 +166,7 @@ class Architecture:
         """Build the generator alone, initialised as the recipe says (D too only if the plugin gave no way around it)."""
         args = self._complete(arch_args)
         generator = self.generator_factory(**args) if self.generator_factory else self.factory(**args)[0]
-        from ganctl.nn_init import initialise
+        from ganctl.networks.init import initialise
 
         initialise(generator, self.recipe.init)
         return generator

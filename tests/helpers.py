@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from ganctl.cli import app
 from ganctl.registry import ARCHITECTURES
-from ganctl.weights import save_generator
+from ganctl.networks.weights import save_generator
 
 # The real datasets and Inception weights for the checks that need them (README, "Tests"):
 # $GANCTL_TEST_DATA, else a shared/data folder beside the checkout; absent in CI.

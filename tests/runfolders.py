@@ -75,7 +75,7 @@ def write_run(
 
 
 def write_generator(path: Path, arch: str, **extra: Any) -> None:
-    """A generator file's metadata, as ganctl.weights.save_generator writes it (one dummy tensor)."""
+    """A generator file's metadata, as ganctl.networks.weights.save_generator writes it (one dummy tensor)."""
     metadata = {"format": "ganctl-generator", "format_version": "1", "architecture": arch,
                 "arch_args": json.dumps({"image_size": 28, "channels": 1, "latent_dim": 100}), "latent_dim": "100",
                 "image_shape": "[1, 28, 28]", "pixel_range": "[0.0, 1.0]", "latent_distribution": "normal",

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from ganctl.registry import ARCHITECTURES
-from ganctl.summary import count_params
+from ganctl.networks.summary import count_params
 
 ARCHS = ARCHITECTURES.names()
 

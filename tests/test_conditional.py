@@ -19,7 +19,7 @@ from ganctl.data import load_labelled
 from ganctl.errors import GanctlError
 from ganctl.layers import ConditionalBatchNorm2d, ConditionalSequential, ProjectionDiscriminator
 from ganctl.registry import ARCHITECTURES
-from ganctl.weights import load_generator, read_info, save_generator
+from ganctl.networks.weights import load_generator, read_info, save_generator
 from tests.formats import write_cifar10, write_mnist
 from tests.helpers import SIZE, quick, read_safetensors, train
 from tests.helpers import read_tensors as tensors

@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from ganctl.weights import save_generator
+from ganctl.networks.weights import save_generator
 from tests.formats import write_idx_images, write_idx_labels
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "conditional_mnist_check.py"

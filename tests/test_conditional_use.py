@@ -14,7 +14,7 @@ from PIL import Image
 from safetensors.numpy import load_file
 
 from ganctl.registry import ARCHITECTURES
-from ganctl.weights import save_generator
+from ganctl.networks.weights import save_generator
 from tests.helpers import invoke, one_line_error
 
 CLASSES = ("circle", "square", "triangle")
@@ -105,7 +105,7 @@ def test_classes_on_an_unconditional_generator_are_one_line(plain_file, tmp_path
 @pytest.fixture
 def class_colour_file(tmp_path, monkeypatch) -> Path:
     """A conditional generator file that loads as ``ClassColourGenerator`` (each class its gray)."""
-    import ganctl.weights as weights
+    import ganctl.networks.weights as weights
 
     arch = ARCHITECTURES.get("mnist-dcgan").obj
     args = arch.arch_args(latent_dim=4, num_classes=3)

@@ -21,7 +21,7 @@ import torch
 from ganctl import distributed
 from ganctl.errors import GanctlError
 from ganctl.training.checkpoint import list_checkpoints, load_checkpoint
-from ganctl.weights import load_generator
+from ganctl.networks.weights import load_generator
 from tests.helpers import read_tensors as tensors
 
 EXAMPLE_PLUGIN = Path(__file__).resolve().parents[1] / "docs" / "example-plugin" / "tiny_gan.py"

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from safetensors.numpy import save as save_numpy
 
 from ganctl.errors import GanctlError
-from ganctl.latents import read_latents
+from ganctl.latent.latents import read_latents
 from ganctl.registry import ARCHITECTURES
 from ganctl.runfolder import info, layout
 from ganctl.runfolder.config import read_config
@@ -26,7 +26,7 @@ from ganctl.runfolder.manifest import read_manifest
 from ganctl.runfolder.records import read_metrics
 from ganctl.training import checkpoint as ckpt
 from ganctl.training.config import TrainConfig, read_config_file
-from ganctl.weights import load_generator, read_info, save_generator
+from ganctl.networks.weights import load_generator, read_info, save_generator
 
 SETTINGS = settings(max_examples=int(os.environ.get("GANCTL_FUZZ_EXAMPLES", "80")), deadline=None, suppress_health_check=list(HealthCheck), derandomize="GANCTL_FUZZ_EXAMPLES" not in os.environ)
 FOLDER = Path(tempfile.mkdtemp(prefix="ganctl-fuzz-"))

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from ganctl.cli import app
 from ganctl.registry import ARCHITECTURES
-from ganctl.weights import save_generator
+from ganctl.networks.weights import save_generator
 
 runner = CliRunner()
 HOSTILE_NUMBERS = ["0", "-1", "-9223372036854775809", "100000000000000000000000000000", "1e308", "inf", "-inf", "nan"]

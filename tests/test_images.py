@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from PIL import Image
 
-from ganctl.images import individual_names, save_animation_of_files, save_png, to_pil, write_individual
+from ganctl.data.images import individual_names, save_animation_of_files, save_png, to_pil, write_individual
 
 
 def test_an_animation_of_png_files_has_one_frame_per_file(tmp_path):

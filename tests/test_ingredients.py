@@ -20,7 +20,7 @@ from ganctl.training.ema import GeneratorEMA
 from ganctl.training.assembly import make_adam
 from ganctl.training.stats import StepStats
 from ganctl.training.step import Networks, Streams, TrainStep
-from ganctl.weights import load_generator, read_info
+from ganctl.networks.weights import load_generator, read_info
 from tests.runfolders import assert_resume_is_bitwise
 from tests.helpers import QUICK, train
 from tests.helpers import read_tensors as tensors
@@ -143,7 +143,7 @@ def test_unknown_augmentation_is_refused():
 
 
 def test_spectral_norm_makes_the_largest_singular_value_about_one():
-    from ganctl.spectral import apply_spectral_norm
+    from ganctl.networks.spectral import apply_spectral_norm
 
     torch.manual_seed(0)
     net = apply_spectral_norm(nn.Sequential(nn.Linear(20, 30), nn.Conv2d(3, 8, 3), nn.ConvTranspose2d(8, 4, 4)))
@@ -160,8 +160,8 @@ def test_spectral_norm_makes_the_largest_singular_value_about_one():
 
 
 def test_initialisation_reaches_weights_under_spectral_norm():
-    from ganctl.nn_init import initialise
-    from ganctl.spectral import apply_spectral_norm
+    from ganctl.networks.init import initialise
+    from ganctl.networks.spectral import apply_spectral_norm
 
     torch.manual_seed(0)
     layer = apply_spectral_norm(nn.Sequential(nn.Conv2d(64, 64, 3)))[0]

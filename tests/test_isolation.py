@@ -16,7 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ganctl import runs
+from ganctl.runfolder import layout as runs
 
 ROOT = Path(__file__).resolve().parents[1]
 TESTS = ROOT / "tests"

@@ -10,12 +10,13 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
-from ganctl import latent_arithmetic, sampling
-from ganctl.latents import read_latents
+from ganctl.latent import arithmetic as latent_arithmetic
+from ganctl.latent import sampling
+from ganctl.latent.latents import read_latents
 from ganctl.cli import app
 from ganctl.errors import GanctlError
 from ganctl.registry import ARCHITECTURES
-from ganctl.weights import load_generator, save_generator
+from ganctl.networks.weights import load_generator, save_generator
 
 runner = CliRunner()
 

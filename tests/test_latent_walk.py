@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from ganctl import interpolation
+from ganctl.latent import interpolation
 from tests.helpers import corrupt_files, invoke, one_line_error
 
 TILE = 28 + 2  # mnist-dcgan's 28 px plus 2 px padding

@@ -344,7 +344,7 @@ def test_the_meaning_names_the_real_data_floor():
 
 def make_generator(tmp_path: Path) -> Path:
     import ganctl.registry as registry
-    import ganctl.weights as weights
+    import ganctl.networks.weights as weights
 
     arch = registry.ARCHITECTURES.get("mnist-dcgan").obj
     generator, _ = arch.build()

@@ -169,7 +169,7 @@ def test_tensorboard_tags_come_from_the_plugin():
     from ganctl import register_regularizer
     from ganctl.registry import REGULARIZERS
     from ganctl.regularizers import Regularizer
-    from ganctl.tensorboard_sink import TAGS, tag_for
+    from ganctl.runfolder.tensorboard import TAGS, tag_for
 
     assert not {"r1", "r2", "gp"} & set(TAGS)  # the core names no plugin's statistic
     for name in ("r1", "r2", "gp"):

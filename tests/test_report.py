@@ -16,7 +16,9 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from ganctl import report, report_plots, runs
+from ganctl.runfolder import report
+from ganctl.runfolder import report_plots
+from ganctl.runfolder import layout as runs
 from ganctl.cli import app
 from tests.runfolders import eval_record, train_record, write_run
 

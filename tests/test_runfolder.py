@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from ganctl import runs
+from ganctl.runfolder import layout as runs
 from ganctl.cli import app
 from ganctl.errors import GanctlError
 from ganctl.runfolder import info, layout
@@ -104,7 +104,7 @@ def test_no_run_folder_name_is_spelled_outside_the_layout():
 
 
 def test_the_package_imports_no_torch():
-    code = "import sys, ganctl.runfolder, ganctl.runfolder.info, ganctl.runs; print('torch' in sys.modules)"
+    code = "import sys, ganctl.runfolder, ganctl.runfolder.info, ganctl.runfolder.layout; print('torch' in sys.modules)"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(GANCTL.parent), os.environ.get("PYTHONPATH", "")])}
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env, cwd=GANCTL.parent)
     assert result.stdout.strip() == "False"

@@ -13,8 +13,12 @@ import torch
 from PIL import Image
 from safetensors.torch import save_file
 
-import ganctl.weights as weights_module
-from ganctl import images, latents, runs, sampling
+import ganctl.networks.weights as weights_module
+from ganctl.data import images
+from ganctl.latent import latents
+from ganctl.runfolder import layout as runs
+from ganctl.runfolder.config import training_dataset
+from ganctl.latent import sampling
 from ganctl.device import resolve_device, use_amp
 from tests.helpers import corrupt_files, invoke, make_generator, one_line_error
 
@@ -358,6 +362,6 @@ def test_a_generator_file_knows_its_runs_training_dataset(tmp_path):
     run = tmp_path / "run"
     (run / runs.SNAPSHOTS).mkdir(parents=True)
     (run / runs.CONFIG).write_text(json.dumps({"recipe": {"dataset": "fashion-mnist"}}))
-    assert runs.training_dataset(run / runs.FINAL_GENERATOR) == "fashion-mnist"
-    assert runs.training_dataset(run / runs.SNAPSHOTS / "generator-epoch-0001.safetensors") == "fashion-mnist"
-    assert runs.training_dataset(tmp_path / "loose.safetensors") is None
+    assert training_dataset(run / runs.FINAL_GENERATOR) == "fashion-mnist"
+    assert training_dataset(run / runs.SNAPSHOTS / "generator-epoch-0001.safetensors") == "fashion-mnist"
+    assert training_dataset(tmp_path / "loose.safetensors") is None

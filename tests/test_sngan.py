@@ -12,8 +12,8 @@ from typer.testing import CliRunner
 from ganctl.cli import app
 from tests.helpers import train
 from ganctl.registry import ARCHITECTURES
-from ganctl.summary import count_params
-from ganctl.weights import load_generator
+from ganctl.networks.summary import count_params
+from ganctl.networks.weights import load_generator
 from ganctl_plugins.archs.blocks import DiscBlock, GenBlock
 from tests.runfolders import assert_resume_is_bitwise
 

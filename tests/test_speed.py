@@ -16,7 +16,7 @@ from ganctl.cli import app
 from ganctl.device import cpu_has_native_bf16 as real_probe  # before conftest patches it
 from ganctl.device import use_amp
 from ganctl.errors import GanctlError
-from ganctl.image_cache import open_image_cache, write_image_cache
+from ganctl.data.cache import open_image_cache, write_image_cache
 from ganctl.training.batches import RealBatches
 from ganctl.training.streaming import StreamingBatches, real_batches
 from tests.helpers import generator_hash
@@ -154,7 +154,7 @@ def picture_folder(folder: Path, n: int) -> Path:
 
 def test_a_folder_is_cached_once_and_loads_as_load_folder_makes_it(tmp_path):
     from ganctl.data import load_folder
-    from ganctl.image_cache import cached_folder
+    from ganctl.data.cache import cached_folder
 
     folder = picture_folder(tmp_path / "pictures", 5)
     said = []

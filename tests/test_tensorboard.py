@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ganctl import tensorboard_sink
+from ganctl.runfolder import tensorboard as tensorboard_sink
 from ganctl.errors import GanctlError
-from ganctl.tensorboard_sink import TensorBoardSink, require_tensorboard, tag_for
+from ganctl.runfolder.tensorboard import TensorBoardSink, require_tensorboard, tag_for
 from tests.runfolders import eval_record, train_record
 
 pytest.importorskip("tensorboard", reason="the sink writes through tensorboard (pip install 'ganctl[tensorboard]')")

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from ganctl.registry import LOSSES, PluginSource
 from ganctl.training.health import BlankWatch, CollapseWatch, DiscriminatorWinsWatch, DiversityWatch, blank_fraction, sample_spread
-from ganctl.weights import load_generator, read_info
+from ganctl.networks.weights import load_generator, read_info
 from tests.formats import write_cifar10, write_mnist
 from tests.helpers import QUICK, SIZE, train
 from tests.helpers import read_tensors as tensors

@@ -16,7 +16,7 @@ import torch
 
 from ganctl import metrics
 from ganctl.training.evaluation import TrainingEval
-from ganctl.weights import load_generator, read_info
+from ganctl.networks.weights import load_generator, read_info
 from tests.helpers import QUICK, REAL_WEIGHTS, train
 from tests.helpers import read_tensors as tensors
 

@@ -48,7 +48,7 @@ def inspect_arch(
 
 
 def _summaries(arch, args):
-    from ganctl.summary import summarize_pair
+    from ganctl.networks.summary import summarize_pair
 
     generator, discriminator = arch.build(**args)
     return summarize_pair(generator, discriminator, args["latent_dim"], args.get("num_classes", 0))
@@ -100,7 +100,7 @@ def _overview(entries, as_json: bool) -> None:
 def _print_network(network: str, summary, torch_shapes: bool = False) -> None:
     from rich.table import Table
 
-    from ganctl.summary import keras_names, keras_shape, readable_size
+    from ganctl.networks.summary import keras_names, keras_shape, readable_size
 
     table = Table(title=network.capitalize(), title_justify="left")
     table.add_column("layer (type)")

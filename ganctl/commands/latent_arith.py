@@ -12,7 +12,7 @@ from ganctl.commands.common import (
     out, writing_outputs,
 )
 from ganctl.errors import GanctlError
-from ganctl.latents import check_latent_file_name
+from ganctl.latent.latents import check_latent_file_name
 
 WHAT = "The arithmetic"
 DEFAULT_OUT = Path("arith.png")
@@ -44,7 +44,8 @@ def latent_arith_command(
 
     ganctl latent-arith --z-file z.npy --concept a=3,17 --concept b=5,9 --expr a-b
     """
-    from ganctl import latent_arithmetic, outputs
+    from ganctl import outputs
+    from ganctl.latent import arithmetic as latent_arithmetic
 
     out_path = out_path or DEFAULT_OUT
     if out_path.suffix.lower() != ".png":
@@ -71,10 +72,10 @@ def latent_arith_command(
 
     from ganctl.conditional import chosen_classes
     from ganctl.device import resolve_device, use_amp
-    from ganctl.images import grid, save_png, to_pil
-    from ganctl.latents import check_labels_can_be_saved, read_latents, save_latents
-    from ganctl.sampling import generate_all
-    from ganctl.weights import load_requested_generator
+    from ganctl.data.images import grid, save_png, to_pil
+    from ganctl.latent.latents import check_labels_can_be_saved, read_latents, save_latents
+    from ganctl.latent.sampling import generate_all
+    from ganctl.networks.weights import load_requested_generator
 
     torch_device = resolve_device(device)
     generator, info, source = load_requested_generator(weights, torch_device)

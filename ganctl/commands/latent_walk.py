@@ -13,8 +13,8 @@ from ganctl.commands.common import (
     out, writing_outputs,
 )
 from ganctl.errors import GanctlError
-from ganctl.interpolation import MODES
-from ganctl.latents import check_latent_file_name
+from ganctl.latent.interpolation import MODES
+from ganctl.latent.latents import check_latent_file_name
 
 WALK = "The walk"
 CLASSES = "Classes (class-conditional generators)"
@@ -66,10 +66,10 @@ def latent_walk_command(
 
     from ganctl import outputs
     from ganctl.device import resolve_device, use_amp
-    from ganctl.images import save_animation, save_png, walk_animation, walk_grid
-    from ganctl.interpolation import walk
+    from ganctl.data.images import save_animation, save_png, walk_animation, walk_grid
+    from ganctl.latent.interpolation import walk
     from ganctl.conditional import describe_classes
-    from ganctl.weights import load_requested_generator
+    from ganctl.networks.weights import load_requested_generator
 
     for target in targets:
         outputs.check_output_file(target, force)
@@ -161,8 +161,8 @@ def _z_file_labels(info, z_file, steps, loop):
     class is interpolated as ``--class-walk`` does. None without a file or without classes in it."""
     import torch
 
-    from ganctl.interpolation import walk, walk_length
-    from ganctl.latents import read_latent_labels
+    from ganctl.latent.interpolation import walk, walk_length
+    from ganctl.latent.latents import read_latent_labels
 
     if z_file is None or not info.num_classes:
         return None
@@ -180,8 +180,8 @@ def _class_walk(info, source, class_walk, rows, seed, steps, loop):
     import torch
 
     from ganctl.conditional import chosen_classes, describe_classes
-    from ganctl.interpolation import walk
-    from ganctl.latents import fresh_seed, random_latents
+    from ganctl.latent.interpolation import walk
+    from ganctl.latent.latents import fresh_seed, random_latents
 
     classes = chosen_classes([class_walk], info.class_names, source, option="--class-walk")
     rows = rows or DEFAULT_ROWS
@@ -195,7 +195,7 @@ def _class_walk(info, source, class_walk, rows, seed, steps, loop):
 
 def generate_frames(generator, latents, pixel_range, *, labels, **options):
     """``sampling.generate_all``; a generator that cannot take class weights (a plugin's) is one sentence."""
-    from ganctl.sampling import generate_all
+    from ganctl.latent.sampling import generate_all
 
     try:
         return generate_all(generator, latents, pixel_range, labels=labels, **options)
@@ -207,7 +207,7 @@ def generate_frames(generator, latents, pixel_range, *, labels, **options):
 
 def _endpoints(latent_dim: int, points, rows, seed, z_file):
     """The walks' points ``(rows, points, latent_dim)`` and how to name them in the message."""
-    from ganctl.latents import fresh_seed, random_latents, read_latents
+    from ganctl.latent.latents import fresh_seed, random_latents, read_latents
 
     if z_file is not None:
         z = read_latents(z_file, latent_dim)

@@ -30,7 +30,7 @@ def report_command(
 
     ganctl report runs/a runs/b --out compare.html
     """
-    from ganctl import report
+    from ganctl.runfolder import report
     from ganctl.runfolder import info as runinfo
 
     report.require_matplotlib()

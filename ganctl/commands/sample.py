@@ -13,7 +13,7 @@ from ganctl.commands.common import (
     handles_errors, out, writing_outputs,
 )
 from ganctl.errors import GanctlError
-from ganctl.latents import check_latent_file_name
+from ganctl.latent.latents import check_latent_file_name
 
 LATENTS = "Latent points"
 CLASSES = "Classes (class-conditional generators)"
@@ -63,14 +63,15 @@ def sample_command(
     if z_file is None and n is None and per_class is None:
         n = DEFAULT_N
 
-    from ganctl import latents, outputs
+    from ganctl import outputs
+    from ganctl.latent import latents
     from ganctl.device import resolve_device, use_amp
     import torch
 
     from ganctl.conditional import chosen_classes, describe_classes, require_conditional
-    from ganctl.images import grid_picture, individual_names, save_png, with_row_legend, write_individual
-    from ganctl.sampling import generate
-    from ganctl.weights import load_requested_generator
+    from ganctl.data.images import grid_picture, individual_names, save_png, with_row_legend, write_individual
+    from ganctl.latent.sampling import generate
+    from ganctl.networks.weights import load_requested_generator
 
     out_path = out_path or DEFAULT_OUT
     names = individual_names(n) if individual is not None and n is not None else []  # --per-class: once the classes are known
@@ -161,7 +162,7 @@ def _check_class_options(per_class, n, nrow, z_file) -> None:
 def _labels(z, z_file, classes, chosen, info):
     """A conditional generator's classes for ``z``: the latent file's own, unless --class chooses; else the classes in turn."""
     from ganctl.conditional import cycled_labels
-    from ganctl.latents import read_latent_labels
+    from ganctl.latent.latents import read_latent_labels
 
     stored = read_latent_labels(z_file, info.num_classes) if z_file is not None and not classes else None
     return stored[: z.shape[0]] if stored is not None else cycled_labels(z.shape[0], chosen)
@@ -169,7 +170,7 @@ def _labels(z, z_file, classes, chosen, info):
 
 def _latents(latent_dim: int, n: int | None, seed, z_value, z_file):
     """The latent points to draw and how to name them in the message."""
-    from ganctl import latents
+    from ganctl.latent import latents
 
     if z_file is not None:
         z = latents.read_latents(z_file, latent_dim)

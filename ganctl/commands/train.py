@@ -93,8 +93,8 @@ def train_command(**values: Any) -> None:
 
 def _resolve(processes, resume, recipe_overrides, run_overrides):
     """(the run's configuration, whether it resumes) from the command line and, resuming, its config.json."""
-    from ganctl import runs
     from ganctl.registry import ARCHITECTURES
+    from ganctl.runfolder import layout
     from ganctl.training.config import TrainConfig
 
     run_overrides = dict(run_overrides)
@@ -102,14 +102,14 @@ def _resolve(processes, resume, recipe_overrides, run_overrides):
     out_dir = Path(out_dir) if out_dir is not None else None
     if not resume and processes.restart > 0:
         # torchrun restarted the processes (--max-restarts): continue the run from its newest checkpoint
-        candidate = out_dir or runs.latest_run()
-        if candidate is not None and (Path(candidate) / runs.CONFIG).is_file():
+        candidate = out_dir or layout.latest_run()
+        if candidate is not None and (Path(candidate) / layout.CONFIG).is_file():
             resume, out_dir = True, Path(candidate)
             err.print(f"torchrun restart {processes.restart}: resuming {candidate} from its newest checkpoint", markup=False, soft_wrap=True)
     if resume:
-        run_dir = out_dir or runs.latest_run()
+        run_dir = out_dir or layout.latest_run()
         if run_dir is None:
-            raise typer.BadParameter(f"there is no run to resume: {runs.where_runs_are_looked_for()}, or name the run with --out")
+            raise typer.BadParameter(f"there is no run to resume: {layout.where_runs_are_looked_for()}, or name the run with --out")
         config = _resumed_config(Path(run_dir), recipe_overrides, run_overrides)
     else:
         arch = run_overrides.pop("arch", None)
@@ -119,10 +119,10 @@ def _resolve(processes, resume, recipe_overrides, run_overrides):
         config = TrainConfig(arch=arch, recipe=recipe)
         for key, value in run_overrides.items():
             setattr(config, key, value)
-        config.run_dir = str(out_dir or runs.new_run_dir(arch))
+        config.run_dir = str(out_dir or layout.new_run_dir(arch))
 
     if config.tensorboard:
-        from ganctl.tensorboard_sink import require_tensorboard
+        from ganctl.runfolder.tensorboard import require_tensorboard
 
         require_tensorboard()
     return config, resume
@@ -148,19 +148,19 @@ def _train(config, resume: bool, *, writer: bool) -> None:
 
 
 def _resumed_config(run_dir: Path, recipe_overrides, run_overrides):
-    from ganctl import runs
     from ganctl.errors import GanctlError
+    from ganctl.runfolder import layout
     from ganctl.training.config import read_config_file
-    from ganctl.training.run_folder import holds_files
+    from ganctl.runfolder.lock import holds_files
 
-    config_file = run_dir / runs.CONFIG
+    config_file = run_dir / layout.CONFIG
     if not config_file.is_file():
         if run_dir.is_dir() and not config_file.exists() and not holds_files(run_dir):
             raise GanctlError(
-                f"{run_dir} holds no run yet (a training stopped before writing its {runs.CONFIG}); "
+                f"{run_dir} holds no run yet (a training stopped before writing its {layout.CONFIG}); "
                 "start it again without --resume"
             )
-        raise GanctlError(f"{run_dir} is not a ganctl run folder (no {runs.CONFIG})")
+        raise GanctlError(f"{run_dir} is not a ganctl run folder (no {layout.CONFIG})")
     config = read_config_file(config_file)
     # Repeating the original options is fine (re-running the same command with --resume);
     # a different value would make it another run.

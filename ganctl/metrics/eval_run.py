@@ -56,7 +56,7 @@ class EvalRequest:
 def run_eval(request: EvalRequest, *, progress: Progress = no_progress, log: Log | None = None) -> dict[str, Any]:
     """FID/KID/IS and the protocol, as ``compare`` returns them, plus the two sources' names."""
     from ganctl.data import image_source
-    from ganctl.weights import load_requested_generator
+    from ganctl.networks.weights import load_requested_generator
 
     import time
 
@@ -108,7 +108,7 @@ def run_eval(request: EvalRequest, *, progress: Progress = no_progress, log: Log
             labels = labels_for(count, _class_weights(reference_labels, info))
         if r.save_images is not None:
             from ganctl import outputs
-            from ganctl.images import individual_names
+            from ganctl.data.images import individual_names
 
             outputs.check_output_folder(r.save_images, individual_names(count), r.force)
             outputs.make_folder(r.save_images)

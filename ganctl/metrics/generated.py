@@ -33,9 +33,9 @@ def generated_features(
     images only (the share of one of several processes measuring the n together)."""
     import torch
 
-    from ganctl.images import individual_names, save_each
-    from ganctl.latents import random_latents
-    from ganctl.sampling import generate
+    from ganctl.data.images import individual_names, save_each
+    from ganctl.latent.latents import random_latents
+    from ganctl.latent.sampling import generate
 
     device = torch.device(device)
     latents = random_latents(n, latent_dim, seed)

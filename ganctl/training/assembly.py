@@ -29,7 +29,7 @@ from ganctl.conditional import GridLayout, class_counts
 from ganctl.device import use_amp
 from ganctl.recipe import Recipe
 from ganctl.registry import ARCHITECTURES, LOSSES, REGULARIZERS
-from ganctl.spectral import apply_spectral_norm
+from ganctl.networks.spectral import apply_spectral_norm
 from ganctl.training import checkpoint as ckpt
 from ganctl.training.augment import DiffAugment
 from ganctl.training.config import iterations_per_epoch, real_per_step

@@ -25,7 +25,7 @@ from ganctl import __version__
 from ganctl.errors import GanctlError
 from ganctl.fileio import atomic_write_bytes
 from ganctl.runfolder import layout
-from ganctl.weights import state_tensors
+from ganctl.networks.weights import state_tensors
 
 FORMAT = "ganctl-checkpoint"
 FORMAT_VERSION = "2"  # 2: named parts (the rebuilt training step)

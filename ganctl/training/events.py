@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from ganctl.images import grid, to_pil, to_uint8
+from ganctl.data.images import grid, to_pil, to_uint8
 from ganctl.runfolder.layout import FINAL_TAG, RunFolder, epoch_tag
 from ganctl.training import checkpoint as ckpt
 from ganctl.training.assembly import RunParts

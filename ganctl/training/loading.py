@@ -81,7 +81,7 @@ def load_inputs(config: TrainConfig, processes: distributed.Processes, say: Call
 
 def _load_images(c: TrainConfig, say: Callable[[str], None]) -> TrainingImages:
     from ganctl.data import LoadedImages, load_labelled
-    from ganctl.image_cache import load_images_to_stream
+    from ganctl.data.cache import load_images_to_stream
 
     r = c.recipe
     options = dict(

@@ -1,7 +1,7 @@
 """Real images streamed from host memory, for datasets that do not fit in the device's memory.
 
 ``StreamingBatches`` is ``RealBatches`` with the images left in host memory (an ordinary
-tensor, or one backed by a memory-mapped uint8 cache file, ``ganctl.image_cache``): the
+tensor, or one backed by a memory-mapped uint8 cache file, ``ganctl.data.cache``): the
 indices are drawn on the device by the same generator in the same order, so a run draws the
 same batches either way and resumes from the same state; only the gather differs. Each step
 copies the drawn indices to the host (on CUDA, the one synchronisation this path adds),

@@ -17,15 +17,15 @@ import torch
 from ganctl import __version__
 from ganctl.errors import GanctlError
 from ganctl.fileio import atomic_write_json
-from ganctl.images import save_animation_of_files, save_png
+from ganctl.data.images import save_animation_of_files, save_png
 from ganctl.runfolder.layout import RunFolder, set_latest
 from ganctl.runfolder.lock import RunFolderLock, holds_files, remove_stale_temporaries
 from ganctl.runfolder.manifest import Manifest, write_manifest
 from ganctl.runfolder.records import MetricsLog
-from ganctl.spectral import baked_copy, has_parametrizations
+from ganctl.networks.spectral import baked_copy, has_parametrizations
 from ganctl.training import checkpoint as ckpt
 from ganctl.training.config import TrainConfig
-from ganctl.weights import save_generator
+from ganctl.networks.weights import save_generator
 
 
 class SilentWriter:
@@ -110,7 +110,7 @@ class RunWriter(SilentWriter):
         save_animation_of_files(self.folder.animation_frames(), self.folder.progress_animation, fps=2)
 
     def open_tensorboard(self, *, purge_step: int | None, config: dict[str, Any]) -> None:
-        from ganctl.tensorboard_sink import TensorBoardSink
+        from ganctl.runfolder.tensorboard import TensorBoardSink
 
         self.tensorboard = TensorBoardSink(self.folder.path, purge_step=purge_step, config=config)
 

@@ -13,7 +13,7 @@ Two blocks, written to be reused by later architectures:
   shortcut pools before the 1x1 conv (4x fewer multiply-adds on the full-size image).
 
 Spectral norm is not applied here: the trainer applies it to the whole network when the
-recipe asks (``ganctl.spectral``), so these are plain layers with biases, as in the references.
+recipe asks (``ganctl.networks.spectral``), so these are plain layers with biases, as in the references.
 Up-sampling is nearest-neighbour, as the authors' Chainer code does (mimicry's PyTorch port
 uses bilinear).
 """

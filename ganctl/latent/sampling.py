@@ -1,8 +1,8 @@
 """Generator to images: the one path every command takes (``sample``, ``latent-walk``,
 ``latent-arith``, ``eval`` and ``train``'s evaluations).
 
-    generator, info, path = load_requested_generator(None, device)   # ganctl.weights
-    z = random_latents(64, info.latent_dim, seed=0)                  # ganctl.latents
+    generator, info, path = load_requested_generator(None, device)   # ganctl.networks.weights
+    z = random_latents(64, info.latent_dim, seed=0)                  # ganctl.latent.latents
     for batch in generate(generator, z, info.pixel_range, device=device):
         ...  # uint8 (B, C, H, W) tensors on the CPU
 
@@ -16,7 +16,7 @@ from collections.abc import Iterator, Sequence
 import torch
 
 from ganctl.device import autocast
-from ganctl.images import to_uint8
+from ganctl.data.images import to_uint8
 
 
 def generate(

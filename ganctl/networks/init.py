@@ -43,7 +43,7 @@ def initialise(module: nn.Module, scheme: str) -> None:
             else:
                 nn.init.normal_(m.weight, 1.0, 0.02)
             nn.init.zeros_(m.bias)
-    from ganctl.spectral import refresh_estimates
+    from ganctl.networks.spectral import refresh_estimates
 
     refresh_estimates(module)
 

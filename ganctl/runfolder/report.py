@@ -27,7 +27,7 @@ from ganctl.runfolder import layout
 from ganctl.runfolder.config import read_config
 from ganctl.runfolder.layout import RunFolder
 from ganctl.runfolder.records import Metrics, is_number, read_metrics
-from ganctl.report_plots import Panel, Series, draw, smoothing_weight
+from ganctl.runfolder.report_plots import Panel, Series, draw, smoothing_weight
 
 MAX_STRIP = 60  # grids in a run's strip; more are thinned out evenly (first and last kept)
 THUMB_WIDTH = 256  # grids wider than this are shrunk for the strip (the final grid is not)
@@ -295,7 +295,7 @@ class _Page:
         return '<section id="samples"><h2>Samples</h2>' + notes + "".join(parts) + "</section>"
 
     def generators(self) -> str:
-        from ganctl.weights import read_info
+        from ganctl.networks.weights import read_info
 
         rows = []
         for run in self.runs:

@@ -1,0 +1,1 @@
+"""The latent space: drawing and reading latents, walks, arithmetic, and turning latents into images."""

@@ -1,0 +1,1 @@
+"""The networks' building blocks: spectral norm, initialisation, layer tables, generator files."""
