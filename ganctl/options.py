@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Literal
 
-from ganctl.recipe import DUpdate, Init, LRDecay, Sampling, SpectralNorm
+from ganctl.recipe import DUpdate, Fit, Init, LRDecay, Sampling, SpectralNorm
 
 # --- help panels -------------------------------------------------------------------------
 DATA = "Data"
@@ -171,12 +171,17 @@ OPTIONS: tuple[OptionSpec, ...] = (
     R("dataset", "--dataset", help="cifar10, mnist, fashion-mnist, synthetic, or folder:PATH.", panel=DATA),
     C("data_dir", "--data-dir", help="Where dataset files are looked for (default: ~/.cache/ganctl/data).", panel=DATA, type=Path, to_field=str),
     C("dataset_limit", "--limit", help="Use only the first N images of the dataset.", panel=DATA, type=int, check=N),
+    C("fit", "--fit", help="How a folder's non-square images become square: crop (the centre; default) | pad (with black) | stretch.", panel=DATA, check=OneOf(Fit)),
     R("conditional", "--conditional/--unconditional", help="Class-conditional networks trained on the dataset's labels: G(z, y), D(x, y) (see docs/conditional.md).", panel=DATA, type=bool),
     R("image_size", "--image-size", help="Train at this image size (the architecture must build at it).", panel=DATA, type=int),
     R("channels", "--channels", help="1 (grayscale) or 3 (RGB).", panel=DATA, type=int),
     C("download", "--no-download", help="Never try to download a missing dataset.", panel=DATA, type=bool, default=False, flag_value=False),
     # optimisation
-    R("epochs", "--epochs", help="Epochs (floor(N / batch) iterations each).", panel=OPTIM, type=int, resumable=True, check=N),
+    R("epochs", "--epochs", help="Length in epochs (floor(N / batch) iterations each); replaces a recipe's --kimg.", panel=OPTIM, type=int, resumable=True, check=N),
+    R("kimg", "--kimg", help="Length in thousands of images shown to D, whatever the dataset's size (StyleGAN's kimg); grids and evaluations then count ticks of --tick-kimg.", metavar="KIMG", panel=OPTIM, type=float, resumable=True,
+      check=Positive(number=True)),
+    R("tick_kimg", "--tick-kimg", help="With --kimg: thousands of images per tick, the unit of --sample-every, --eval-every and checkpoints (default 4).", metavar="KIMG", panel=RUN, type=float,
+      check=Positive(number=True)),
     R("batch_size", "--batch-size", help="Images per iteration.", panel=OPTIM, type=int, check=N),
     R("loss", "--loss", help="Loss (see `ganctl list`): bce, lsgan, hinge...", panel=OPTIM),
     # --lr: the default of --g-lr and --d-lr (``overrides``)
@@ -210,8 +215,8 @@ OPTIONS: tuple[OptionSpec, ...] = (
     # --resume: which run --out names (ganctl.commands.train)
     S("--resume/--no-resume", help="Continue the run in --out (default: the latest run) from its newest checkpoint.", panel=RUN, type=bool, default=False),
     C("max_steps", "--max-steps", help="Stop after N iterations (smoke runs).", panel=RUN, type=int, resumable=True, check=N),
-    R("sample_every", "--sample-every", help="Epochs between sample grids and generator snapshots.", panel=RUN, type=int, check=N),
-    C("checkpoint_every", "--checkpoint-every", help="Iterations between checkpoints (default: one epoch).", panel=RUN, type=int, resumable=True, check=N),
+    R("sample_every", "--sample-every", help="Epochs (ticks with --kimg) between sample grids and generator snapshots.", panel=RUN, type=int, check=N),
+    C("checkpoint_every", "--checkpoint-every", help="Iterations between checkpoints (default: one epoch, or one tick with --kimg).", panel=RUN, type=int, resumable=True, check=N),
     C("keep_checkpoints", "--keep-checkpoints", help="How many checkpoints to keep (default 3).", panel=RUN, type=int, resumable=True, check=N),
     C("log_every", "--log-every", help="Iterations between metrics records (default 50).", panel=RUN, type=int, resumable=True, check=N),
     C("tensorboard", "--tensorboard/--no-tensorboard", help="Also write TensorBoard event files to RUN/tb/ (pip install 'ganctl[tensorboard]').", panel=RUN, type=bool, resumable=True),
@@ -219,7 +224,7 @@ OPTIONS: tuple[OptionSpec, ...] = (
     S("--dry-run/--no-dry-run", help="Print the resolved configuration and exit.", panel=RUN, type=bool, default=False),
     C("quiet", "--quiet", "-q", help="No progress bar or configuration table.", panel=RUN, type=bool, default=False, flag_value=True, resumable=True),
     # evaluation
-    C("eval_every", "--eval-every", help="Measure FID and KID every N epochs and at the end; keep the best generator as best.safetensors.", panel=EVAL, type=int, resumable=True, check=N),
+    C("eval_every", "--eval-every", help="Measure FID and KID every N epochs (ticks with --kimg) and at the end; keep the best generator as best.safetensors.", panel=EVAL, type=int, resumable=True, check=N),
     # --eval-n may not change on resume: figures of different sample counts do not compare
     C("eval_n", "--eval-n", help="Generated (and reference) images per evaluation; at least 2048 (default 10000).", panel=EVAL, type=int),
     C("inception", "--inception", help="FID Inception weights file (default: $GANCTL_INCEPTION_WEIGHTS or torch's cache).", panel=EVAL, type=Path, resumable=True, to_field=str),
@@ -265,6 +270,10 @@ def overrides(values: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         if option is None or option.field is None or not option.given(value):
             continue
         (recipe if option.on == "recipe" else run)[option.field] = option.field_value(value)
+    if "epochs" in recipe and "kimg" in recipe:
+        from ganctl.errors import GanctlError
+
+        raise GanctlError("give the length as --epochs or as --kimg, not both")
     lr = values.get("lr")
     if lr is not None:  # --lr: both learning rates, unless --g-lr or --d-lr names one
         recipe.setdefault("g_lr", lr)

@@ -16,6 +16,7 @@ Sampling = Literal["random", "shuffle"]
 Init = Literal["keras", "dcgan", "torch"]
 LRDecay = Literal["constant", "linear"]
 SpectralNorm = Literal["none", "d", "g", "both"]
+Fit = Literal["crop", "pad", "stretch"]  # how a folder's non-square images become square (a run option)
 
 # The allowed values, read from the Literal types (kept importable under their old names).
 D_UPDATES = get_args(DUpdate)
@@ -42,6 +43,13 @@ class Recipe:
     loss: str = "bce"  # registered loss name
     batch_size: int = 128  # images per iteration (see d_update for how it is split)
     epochs: int = 100
+    # The length in thousands of images shown to D (StyleGAN's kimg): a recipe that states its
+    # length this way trains as long on a folder of 300 images as on its own dataset. None: the
+    # length is `epochs`. Setting epochs (--epochs) clears it.
+    kimg: float | None = None
+    # With kimg, grids (sample_every) and evaluations (eval_every) count ticks of this many
+    # thousand images instead of epochs, and checkpoints come once a tick.
+    tick_kimg: float = 4.0
     g_lr: float = 2e-4
     d_lr: float = 2e-4
     beta1: float = 0.5
@@ -90,6 +98,8 @@ class Recipe:
         unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
         if unknown:
             raise TypeError(f"unknown recipe fields: {sorted(unknown)}")
+        if "epochs" in changes and "kimg" not in changes:  # a length in epochs replaces one in images
+            changes["kimg"] = None
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:

@@ -311,6 +311,21 @@ def test_synthetic_draws_at_the_asked_size_and_channels():
 # folder:PATH
 
 
+def test_a_folder_of_class_subfolders_says_what_it_loaded_and_fits_as_asked(tmp_path):
+    folder = tmp_path / "shapes"
+    for name, size in (("circles", (64, 64)), ("crosses", (50, 70))):
+        (folder / name).mkdir(parents=True)
+        for i in range(3):
+            Image.new("RGB", size, (255, 255, 255)).save(folder / name / f"{i}.png")
+    notes: list[str] = []
+    load(f"folder:{folder}", None, image_size=32, channels=3, log=notes.append)
+    assert notes[0] == f"{folder}: 6 image(s) in 2 subfolders (the classes of --conditional): circles 3, crosses 3"
+    padded = load(f"folder:{folder}", None, image_size=32, channels=3, fit="pad")[3:]  # the 50x70 crosses, padded
+    assert padded[:, :, 16, 0].sum() == 0 and padded[:, :, 16, 16].min() == 255  # black bars at the sides
+    stretched = load(f"folder:{folder}", None, image_size=32, channels=3, fit="stretch")[3:]
+    assert stretched.min() == 255  # the whole picture, no bars
+
+
 def test_image_folder_any_sizes_modes_and_corrupt_files(tmp_path):
     folder = tmp_path / "imgs"
     (folder / "sub").mkdir(parents=True)
@@ -326,7 +341,10 @@ def test_image_folder_any_sizes_modes_and_corrupt_files(tmp_path):
     # sorted paths: a.png, c.webp, d.gif, sub/b.JPG
     assert images[0, :, 8, 8].tolist() == [255, 0, 0] and images[1, :, 8, 8].tolist() == [0, 0, 255]
     assert abs(int(images[3, 0, 8, 8]) - 128) <= 2  # JPEG is lossy
-    assert notes == [f"skipped 1 unreadable image(s) in {folder}"]
+    assert notes[0] == f"{folder}: 4 image(s)"  # said before training: found, resized, fitted, skipped
+    assert notes[1].startswith("resized to 16×16 from ") and "40×60 (1)" in notes[1] and "100×50 (1)" in notes[1]
+    assert notes[2].startswith("2 non-square image(s) centre-cropped")
+    assert notes[3].startswith("skipped 1 unreadable file(s): broken.png (")
     gray = load(f"folder:{folder}", None, image_size=16, channels=1, limit=2, split="test")
     assert gray.shape == (2, 1, 16, 16) and gray[0, 0, 8, 8] == 76  # luma of pure red
 

@@ -56,7 +56,7 @@ def test_the_command_s_options_are_the_table_s():
 
 
 def test_allowed_values_come_from_the_literal_types_only():
-    hints = typing.get_type_hints(Recipe)
+    hints = {**typing.get_type_hints(Recipe), **typing.get_type_hints(TrainConfig)}
     literal_fields = {name for name, hint in hints.items() if typing.get_origin(hint) is typing.Literal}
     checked = {o.field: o.check for o in opts.OPTIONS if isinstance(o.check, opts.OneOf)}
     assert set(checked) == literal_fields
@@ -126,7 +126,7 @@ def test_resume_refuses_a_changed_option_in_one_line_naming_exactly_the_resumabl
     can = message.split("; only ", 1)[1].removesuffix(" can")
     assert can.replace(" and ", ", ").split(", ") == [o.label for o in opts.RESUMABLE]
     assert {o.field for o in opts.RESUMABLE} == {
-        "epochs", "max_steps", "device", "quiet", "checkpoint_every", "keep_checkpoints", "log_every", "compile",
+        "epochs", "kimg", "max_steps", "device", "quiet", "checkpoint_every", "keep_checkpoints", "log_every", "compile",
         "eval_every", "inception", "tensorboard", "stream_data", "sync_bn"}  # fmt: skip
 
 

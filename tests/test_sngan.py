@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from ganctl.cli import app
 from tests.helpers import train
 from ganctl.registry import ARCHITECTURES
+from ganctl.training.config import schedule
 from ganctl.networks.summary import count_params
 from ganctl.networks.weights import load_generator
 from ganctl_plugins.archs.blocks import DiscBlock, GenBlock
@@ -103,7 +104,10 @@ def test_the_demo_recipe_needs_no_download_and_keeps_to_its_budget():
     r = ARCHITECTURES.get("sngan-upconv-small").obj.recipe
     assert r.dataset == "synthetic" and r.ema_kimg is not None and r.spectral_norm == "d"
     assert r.d_input_scale == 8.0  # the third screening round's finding (docs/recipes.md)
-    assert r.epochs * (10_000 // r.batch_size) == 1_872  # the iterations docs/recipes.md timed
+    # its length in images: the iterations docs/recipes.md timed on the 10,000 shapes, and as
+    # many on any other dataset (a grid every 10,000 images: an epoch of the shapes)
+    assert schedule(r, 10_000).total_steps == schedule(r, 300).total_steps == 1_872
+    assert schedule(r, 10_000).steps_per_tick == 10_000 // r.batch_size == 156
 
 
 def test_the_readme_demo_is_the_demo_architecture():

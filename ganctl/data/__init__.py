@@ -16,6 +16,7 @@ the images; ``load_images`` gives the images alone.
 from __future__ import annotations
 
 import os
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,7 @@ import torch.nn.functional as F
 from ganctl.conditional import split_loader_output
 from ganctl.environment import cache_home, offline
 from ganctl.errors import GanctlError
+from ganctl.recipe import Fit
 from ganctl.registry import DATASETS
 
 ENV_DATA_DIR = "GANCTL_DATA_DIR"
@@ -37,6 +39,7 @@ LUMA_WEIGHTS = (0.299, 0.587, 0.114)  # ITU-R BT.601
 CHUNK = 2048  # images converted at a time, so that float copies stay small
 
 Log = Callable[[str], None]
+SHOWN_SKIPPED = 5  # unreadable files named one by one before "and N more"
 
 
 @dataclass(frozen=True)
@@ -87,18 +90,21 @@ def load_labelled(
     download: bool = True,
     limit: int | None = None,
     log: Log | None = None,
+    fit: Fit = "crop",
 ) -> LoadedImages:
     """Images as a contiguous uint8 CPU tensor ``(N, channels, image_size, image_size)``, with labels if any.
 
     ``dataset`` is a registered name or ``folder:PATH``. Images whose native size differs
     are resized (antialiased bilinear); gray becomes RGB by repetition and RGB becomes gray
-    by BT.601 luma. ``limit`` keeps the first N images; ``log`` receives notes for the user.
+    by BT.601 luma. ``limit`` keeps the first N images; ``log`` receives notes for the user
+    (for a folder: what was found, resized, fitted and skipped). ``fit``: how a folder's
+    non-square images become square (``crop`` the centre, ``pad`` with black, ``stretch``).
     Missing files may be downloaded when ``download`` is true and $GANCTL_OFFLINE is not set.
     """
     _check_request(split, image_size, channels, limit)
     if dataset.startswith(FOLDER_PREFIX):
         path = Path(dataset[len(FOLDER_PREFIX) :]).expanduser()
-        images, labels, names = load_folder_labelled(path, image_size, channels, limit=limit, log=log)
+        images, labels, names = load_folder_labelled(path, image_size, channels, limit=limit, log=log, fit=fit)
     else:
         images, labels, names = _load_native_labelled(dataset, data_dir, split, download, image_size, channels)
         images = convert(images[:limit], image_size, channels)
@@ -219,7 +225,7 @@ def load_folder(
 
 
 def load_folder_labelled(
-    path: Path, image_size: int, channels: int, *, limit: int | None = None, log: Log | None = None
+    path: Path, image_size: int, channels: int, *, limit: int | None = None, log: Log | None = None, fit: Fit = "crop"
 ) -> tuple[np.ndarray, np.ndarray | None, tuple[str, ...]]:
     """``load_folder``, with each image's subfolder as its label when every image sits in one
     (``ImageFolder``'s layout: classes are the subfolders' names, sorted); else no labels."""
@@ -230,19 +236,20 @@ def load_folder_labelled(
     names = tuple(sorted(set(class_of.values())))
     images: list[np.ndarray] = []
     labels: list[int] = []
-    skipped = 0
+    reading = FolderReading(image_size, fit)
     for file in files:
         if limit is not None and len(images) >= limit:
             break
-        try:
-            images.append(_read_square(file, image_size, "L" if channels == 1 else "RGB"))
-        except Exception:  # PIL's decoders fail on corrupt files with many exception types
-            skipped += 1
+        image = reading.read(file, "L" if channels == 1 else "RGB")
+        if image is None:
             continue
+        images.append(image)
         if class_of:
             labels.append(names.index(class_of[file]))
-    if skipped and log:
-        log(f"skipped {skipped} unreadable image(s) in {path}")
+    if log:
+        counts = np.bincount(labels, minlength=len(names)) if class_of else ()
+        for line in reading.report(path, len(images), dict(zip(names, (int(c) for c in counts)))):
+            log(line)
     if not images:
         looked_for = ", ".join(sorted(s.lstrip(".") for s in IMAGE_SUFFIXES))
         why = f"{len(files)} image file(s) could not be read" if files else f"looked for {looked_for}"
@@ -279,12 +286,63 @@ def first_image_size(path: Path) -> int | None:
         return None
 
 
-def _read_square(file: Path, size: int, mode: str) -> np.ndarray:
+def _read_square_sized(file: Path, size: int, mode: str, fit: Fit = "crop") -> tuple[np.ndarray, tuple[int, int]]:
+    """The image at ``size`` × ``size``, and its own (width, height)."""
     from PIL import Image, ImageOps
 
     with Image.open(file) as image:
         image = ImageOps.exif_transpose(image)  # phone photos store their rotation in EXIF
+        own = image.size
         image = image.convert(mode)
-        # fit = scale the shorter side to `size`, crop the centre.
-        image = ImageOps.fit(image, (size, size), method=Image.Resampling.LANCZOS)
-        return np.asarray(image, dtype=np.uint8)
+        if fit == "crop":  # scale the shorter side to `size`, crop the centre
+            image = ImageOps.fit(image, (size, size), method=Image.Resampling.LANCZOS)
+        elif fit == "pad":  # scale the longer side to `size`, pad with black
+            image = ImageOps.pad(image, (size, size), method=Image.Resampling.LANCZOS, color=0)
+        else:  # stretch: the whole picture, its proportions changed
+            image = image.resize((size, size), Image.Resampling.LANCZOS)
+        return np.asarray(image, dtype=np.uint8), own
+
+
+class FolderReading:
+    """Reads a folder's images one by one, remembering what it did, to say so before training:
+    how many, from which sizes to which, how non-square ones were fitted, which were skipped and why."""
+
+    def __init__(self, size: int, fit: Fit = "crop") -> None:
+        self.size, self.fit = size, fit
+        self.sizes: Counter[tuple[int, int]] = Counter()
+        self.skipped: list[tuple[str, str]] = []
+
+    def read(self, file: Path, mode: str) -> np.ndarray | None:
+        """The image, or None (remembered with its reason) when it cannot be read."""
+        try:
+            image, own = _read_square_sized(file, self.size, mode, self.fit)
+        except Exception as exc:  # noqa: BLE001 - PIL's decoders fail on corrupt files with many exception types
+            reason = str(exc).splitlines()[0][:80] if str(exc) else type(exc).__name__
+            self.skipped.append((file.name, reason))
+            return None
+        self.sizes[own] += 1
+        return image
+
+    def report(self, path: Path, n: int, classes: dict[str, int]) -> list[str]:
+        """The lines that say what was loaded."""
+        s = self.size
+        found = f"{path}: {n:,} image(s)"
+        if classes:
+            counts = ", ".join(f"{name} {count:,}" for name, count in classes.items())
+            found += f" in {len(classes)} subfolders (the classes of --conditional): {counts}"
+        lines = [found]
+        other = Counter({size: k for size, k in self.sizes.items() if size != (s, s)})
+        if other:
+            common = ", ".join(f"{w}×{h} ({k:,})" for (w, h), k in other.most_common(3))
+            more = f" and {len(other) - 3} other sizes" if len(other) > 3 else ""
+            lines.append(f"resized to {s}×{s} from {common}{more}")
+        non_square = sum(k for (w, h), k in self.sizes.items() if w != h)
+        if non_square:
+            how = {"crop": "centre-cropped (--fit pad or --fit stretch keeps the whole picture)",
+                   "pad": "padded with black to a square", "stretch": "stretched to a square"}[self.fit]  # fmt: skip
+            lines.append(f"{non_square:,} non-square image(s) {how}")
+        if self.skipped:
+            named = ", ".join(f"{name} ({why})" for name, why in self.skipped[:SHOWN_SKIPPED])
+            more = f" and {len(self.skipped) - SHOWN_SKIPPED} more" if len(self.skipped) > SHOWN_SKIPPED else ""
+            lines.append(f"skipped {len(self.skipped)} unreadable file(s): {named}{more}")
+        return lines

@@ -90,37 +90,40 @@ def load_images_to_stream(dataset: str, **options) -> torch.Tensor:
     if not dataset.startswith(FOLDER_PREFIX):
         return load_images(dataset, **options)
     folder = Path(dataset[len(FOLDER_PREFIX) :]).expanduser()
-    return cached_folder(folder, options["image_size"], options["channels"], limit=options.get("limit"), log=options.get("log"))
+    return cached_folder(folder, options["image_size"], options["channels"], limit=options.get("limit"), log=options.get("log"),
+                         fit=options.get("fit", "crop"))
 
 
 def cached_folder(folder: Path, image_size: int, channels: int, *, cache_dir: Path | None = None, limit: int | None = None,
-                  log: Log | None = None) -> torch.Tensor:
+                  log: Log | None = None, fit: str = "crop") -> torch.Tensor:
     """The images of ``folder:PATH`` as ``data.load_folder`` makes them, from a cache file that is
     built on first use, one chunk of images in memory at a time, and reused while the folder is unchanged."""
-    from ganctl.data import _read_square, image_files
+    from ganctl.data import FolderReading, image_files
     from ganctl.metrics.reference import _folder_fingerprint
 
     if not Path(folder).is_dir():
         raise GanctlError(f"{folder} is not a folder of images")
     spec = {"folder": _folder_fingerprint(Path(folder)), "image_size": image_size, "channels": channels, "limit": limit}
+    if fit != "crop":  # (caches of centre-cropped images keep the key they always had)
+        spec["fit"] = fit
     key = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:20]
     path = Path(cache_dir or default_cache_dir()) / f"folder-{image_size}px{channels}c-{key}.safetensors"
     if path.exists():
         return open_image_cache(path)
     files = image_files(Path(folder))
-    skipped = 0
+    reading = FolderReading(image_size, fit)
+    count = 0
 
     def chunks() -> Iterator[np.ndarray]:
-        nonlocal skipped
-        batch, count = [], 0
+        nonlocal count
+        batch = []
         for file in files:
             if limit is not None and count >= limit:
                 break
-            try:
-                batch.append(_read_square(file, image_size, "L" if channels == 1 else "RGB"))
+            image = reading.read(file, "L" if channels == 1 else "RGB")
+            if image is not None:
+                batch.append(image)
                 count += 1
-            except Exception:  # as load_folder: PIL's decoders fail with many exception types
-                skipped += 1
             if len(batch) == CHUNK:
                 yield _nchw(batch, channels)
                 batch = []
@@ -131,8 +134,9 @@ def cached_folder(folder: Path, image_size: int, channels: int, *, cache_dir: Pa
         log(f"caching the images of {folder} at {image_size} px in {path} (once; later runs map it)")
     path.parent.mkdir(parents=True, exist_ok=True)
     write_image_cache(path, chunks(), image_shape=(channels, image_size, image_size), metadata={"folder": str(folder)})
-    if skipped and log:
-        log(f"skipped {skipped} unreadable image(s) in {folder}")
+    if log:
+        for line in reading.report(Path(folder), count, {}):
+            log(line)
     if read_cache_header(path)[0][TENSOR]["shape"][0] == 0:
         path.unlink()
         raise GanctlError(f"no readable images in {folder} ({len(files)} image file(s) found)")

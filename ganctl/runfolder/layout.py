@@ -50,17 +50,30 @@ REAL_TAG = "real"  # the training images the grids are compared with: samples/re
 FINAL_GRID = f"{FINAL_TAG}.png"
 REAL_GRID = f"{REAL_TAG}.png"
 GRID_GLOB = "epoch-*.png"  # the epochs' grids, the frames of progress.gif (in name order)
+KIMG_GRID_GLOB = "kimg-*.png"  # the same for a run measured in images (kimg)
 CHECKPOINT_GLOB = "step-*.safetensors"
 SNAPSHOT_GLOB = "generator-*.safetensors"
 
 _CHECKPOINT_NAME = re.compile(r"step-(\d+)\.safetensors")
 _EPOCH_TAG = re.compile(r"epoch-(\d+)")
+_KIMG_TAG = re.compile(r"kimg-(\d+\.\d+)")
 
 
 # --- names --------------------------------------------------------------------------------
 def epoch_tag(epoch: int) -> str:
     """The tag of an epoch's grid and snapshot: ``epoch-0003``."""
     return f"epoch-{epoch:04d}"
+
+
+def kimg_tag(images: int) -> str:
+    """The tag of a grid and snapshot of a run measured in images: ``kimg-000119.808`` (thousands of images seen)."""
+    return f"kimg-{images / 1000:010.3f}"
+
+
+def tag_kimg(tag: str) -> float | None:
+    """The thousands of images a ``kimg-NNNNNN.NNN`` tag names; None for any other tag."""
+    m = _KIMG_TAG.fullmatch(tag)
+    return float(m.group(1)) if m else None
 
 
 def tag_epoch(tag: str) -> int | None:
@@ -185,8 +198,8 @@ class RunFolder:
         return self.samples / REAL_GRID
 
     def epoch_grids(self) -> list[Path]:
-        """The epochs' grids, oldest first."""
-        return _sorted_glob(self.samples, GRID_GLOB)
+        """The grids made along the run (by epoch, or by thousands of images), oldest first."""
+        return _sorted_glob(self.samples, GRID_GLOB) or _sorted_glob(self.samples, KIMG_GRID_GLOB)
 
     def animation_frames(self) -> list[Path]:
         """progress.gif's frames: the epochs' grids, then the final grid if there is one."""

@@ -30,6 +30,8 @@ class Manifest:
     total_steps: int  # iterations planned: epochs x steps_per_epoch, capped by --max-steps
     epochs: int
     images: int  # images in the training set (after --limit)
+    batch_size: int = 0  # images shown to D per iteration (0: not recorded); images seen = step x this
+    kimg: float | None = None  # the length in thousands of images, for a recipe measured that way
     classes: dict[str, int] = field(default_factory=dict)  # class name -> images, in label order; {} unconditional
     world_size: int = 1  # processes training together
     ganctl_version: str = ""
@@ -46,6 +48,8 @@ class Manifest:
         total_steps: int,
         epochs: int,
         images: int,
+        batch_size: int = 0,
+        kimg: float | None = None,
         classes: Mapping[str, int] | Iterable[tuple[str, int]] = (),
         world_size: int = 1,
         device: Any = "cpu",
@@ -56,7 +60,7 @@ class Manifest:
         pairs = classes.items() if isinstance(classes, Mapping) else classes
         return cls(
             steps_per_epoch=int(steps_per_epoch), total_steps=int(total_steps), epochs=int(epochs), images=int(images),
-            classes={str(name): int(count) for name, count in pairs}, world_size=int(world_size),
+            batch_size=int(batch_size), kimg=None if kimg is None else float(kimg), classes={str(name): int(count) for name, count in pairs}, world_size=int(world_size),
             ganctl_version=__version__, torch_version=_torch_version(), device=str(device),
             created=datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
         )  # fmt: skip
@@ -128,6 +132,8 @@ _FIELDS = {
     "total_steps": (_int(0), "a non-negative integer", True),
     "epochs": (_int(0), "a non-negative integer", True),
     "images": (_int(0), "a non-negative integer", True),
+    "batch_size": (_int(0), "a non-negative integer", False),
+    "kimg": (lambda v: v is None or (isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < 1e12), "a positive number", False),
     "classes": (_classes, "an object of class names and image counts", False),
     "world_size": (_int(1), "a positive integer", False),
     "ganctl_version": (lambda v: isinstance(v, str), "a version", False),

@@ -49,7 +49,7 @@ class Metrics:
         keys: dict[str, None] = {}
         for record in self.train:
             for key, value in record.items():
-                if key not in ("step", "epoch") and is_number(value):
+                if key not in ("step", "epoch", "kimg") and is_number(value):
                     keys.setdefault(key)
         return list(keys)
 

@@ -355,8 +355,10 @@ def _thin(items: list[Path], k: int) -> list[Path]:
 
 
 def _grid_label(path: Path) -> str:
-    epoch = layout.tag_epoch(path.stem)
-    return f"epoch {epoch}" if epoch is not None else path.stem
+    epoch, kimg = layout.tag_epoch(path.stem), layout.tag_kimg(path.stem)
+    if epoch is not None:
+        return f"epoch {epoch}"
+    return f"{kimg:g} kimg" if kimg is not None else path.stem
 
 
 def _flat_config(config: dict[str, Any]) -> tuple[dict[str, str], dict[str, str]]:

@@ -45,7 +45,7 @@ TAGS = {
     "lr_g": "lr/g",
     "lr_d": "lr/d",
 }
-NOT_SCALARS = {"step", "epoch"}  # the x axis, not a curve
+NOT_SCALARS = {"step", "epoch", "kimg"}  # the x axis, not a curve
 HPARAM_METRICS = ("eval/fid", "eval/kid", "loss/g", "loss/d_real", "loss/d_fake")
 
 

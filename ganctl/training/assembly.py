@@ -32,7 +32,7 @@ from ganctl.registry import ARCHITECTURES, LOSSES, REGULARIZERS
 from ganctl.networks.spectral import apply_spectral_norm
 from ganctl.training import checkpoint as ckpt
 from ganctl.training.augment import DiffAugment
-from ganctl.training.config import iterations_per_epoch, real_per_step
+from ganctl.training.config import Schedule, real_per_step, schedule
 from ganctl.training.ema import GeneratorEMA
 from ganctl.training.stats import StepStats
 from ganctl.training.step import Networks, Share, Streams, TrainStep
@@ -68,7 +68,7 @@ class RunParts:
     arch_args: dict[str, int]
     device: torch.device
     amp: bool
-    steps_per_epoch: int
+    schedule: Schedule
     nets: Networks
     schedules: list[Any]
     streams: Streams
@@ -109,8 +109,8 @@ class RunParts:
         state.add_module("D", n.D)
         state.add_optimizer("opt_G", n.g_optimizer)
         state.add_optimizer("opt_D", n.d_optimizer)
-        for name, schedule in zip(("lr_G", "lr_D"), self.schedules):
-            state.add(name, lambda s=schedule: ({}, s.state_dict()), lambda _, values, s=schedule: s.load_state_dict(values))
+        for name, lr_schedule in zip(("lr_G", "lr_D"), self.schedules):
+            state.add(name, lambda s=lr_schedule: ({}, s.state_dict()), lambda _, values, s=lr_schedule: s.load_state_dict(values))
         if n.ema is not None:
             state.add_module("G_ema", n.ema.average)
         real = self.streams.real
@@ -169,6 +169,7 @@ def assemble(
     hardware: Hardware,
     *,
     seed: int = 0,
+    max_steps: int | None = None,
     processes: distributed.Processes | None = None,
     say: Callable[[str], None] | None = None,
 ) -> RunParts:
@@ -180,7 +181,7 @@ def assemble(
     r, device = recipe, hardware.device
     arch = ARCHITECTURES.get(arch_name).obj
     arch_args = arch.arch_args(r.image_size, r.channels, r.latent_dim, num_classes=len(data.class_names))
-    steps_per_epoch = iterations_per_epoch(r, data.images.shape[0])
+    run_schedule = schedule(r, data.images.shape[0], max_steps)
 
     torch.manual_seed(seed)  # initialisation and dropout draw from the global generator
     generator, discriminator = arch.build(init=r.init, **arch_args)
@@ -202,9 +203,9 @@ def assemble(
     d_opt = make_adam(D, r, r.d_lr, device, lazy_interval=r.reg_every if regularizer else 1)
     schedules = []
     if r.lr_decay == "linear":
-        # to zero at the end of the recipe's epochs (--epochs on resume moves it; --max-steps,
-        # a stop for smoke runs, does not)
-        planned = r.epochs * steps_per_epoch
+        # to zero at the end of the recipe's length (--epochs or --kimg on resume moves it;
+        # --max-steps, a stop for smoke runs, does not)
+        planned = run_schedule.planned_steps
         decay = lambda done: max(0.0, 1.0 - done / planned)  # noqa: E731
         schedules = [torch.optim.lr_scheduler.LambdaLR(opt, decay) for opt in (g_opt, d_opt)]
 
@@ -239,7 +240,7 @@ def assemble(
         share=Share(p.rank, p.world, p.average_gradients if p.distributed else None), compile=hardware.compile, log=say,
     )  # fmt: skip
     return RunParts(
-        recipe=r, arch_args=arch_args, device=device, amp=amp, steps_per_epoch=steps_per_epoch, nets=nets,
+        recipe=r, arch_args=arch_args, device=device, amp=amp, schedule=run_schedule, nets=nets,
         schedules=schedules, streams=streams, stats=stats, step=step, fixed_z=fixed_z, grid=grid,
         class_names=tuple(data.class_names), class_counts=counts, seed=seed, processes=p,
     )  # fmt: skip

@@ -9,7 +9,7 @@ from typing import Any
 
 from ganctl.errors import GanctlError
 from ganctl.options import check_fields
-from ganctl.recipe import Recipe
+from ganctl.recipe import Fit, Recipe
 
 
 @dataclass
@@ -19,6 +19,7 @@ class TrainConfig:
     run_dir: str = ""
     data_dir: str | None = None  # None: ganctl.data.default_data_dir()
     dataset_limit: int | None = None  # use only the first N images (quick experiments)
+    fit: Fit = "crop"  # how a folder's non-square images become square: crop | pad | stretch
     device: str = "auto"  # auto | cpu | cuda | mps
     # bf16 autocast. None (auto): on for CUDA, and for CPUs with native bf16 (AVX-512 BF16, AMX),
     # where it takes about 1.5x less time a step; False: exact float32 (the tutorials' arithmetic).
@@ -70,6 +71,29 @@ def check(config: TrainConfig) -> None:
 def real_per_step(recipe: Recipe) -> int:
     """Real images one iteration consumes: half the batch for the Keras recipes, all of it for TF's."""
     return recipe.batch_size if recipe.d_update == "simultaneous" else recipe.batch_size // 2
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """How long a run is and what its periodic work counts in."""
+
+    steps_per_epoch: int  # floor(N / batch): the records' "epoch" is step / this
+    steps_per_tick: int  # what sample_every and eval_every count: an epoch, or tick_kimg of images
+    planned_steps: int  # the recipe's length (a linear LR decay ends there)
+    total_steps: int  # planned_steps, capped by --max-steps
+    unit: str  # "epoch" or "kimg": how grids and snapshots are named
+
+
+def schedule(recipe: Recipe, dataset_size: int, max_steps: int | None = None) -> Schedule:
+    """The run's length and periods: in epochs of the dataset, or in images shown to D (kimg)."""
+    per_epoch = iterations_per_epoch(recipe, dataset_size)
+    if recipe.kimg is not None:
+        planned = max(1, round(recipe.kimg * 1000 / recipe.batch_size))
+        per_tick, unit = max(1, round(recipe.tick_kimg * 1000 / recipe.batch_size)), "kimg"
+    else:
+        planned, per_tick, unit = recipe.epochs * per_epoch, per_epoch, "epoch"
+    total = planned if max_steps is None else min(planned, max_steps)
+    return Schedule(per_epoch, per_tick, planned, total, unit)
 
 
 def iterations_per_epoch(recipe: Recipe, dataset_size: int) -> int:

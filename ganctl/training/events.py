@@ -22,8 +22,8 @@ from typing import Any
 
 import torch
 
-from ganctl.data.images import grid, to_pil, to_uint8
-from ganctl.runfolder.layout import FINAL_TAG, RunFolder, epoch_tag
+from ganctl.data.images import grid, to_pil, to_uint8, with_row_legend
+from ganctl.runfolder.layout import FINAL_TAG, RunFolder, epoch_tag, kimg_tag
 from ganctl.training import checkpoint as ckpt
 from ganctl.training.assembly import RunParts
 from ganctl.training.config import TrainConfig
@@ -94,12 +94,26 @@ class RunContext:
         return self.progress.step
 
     def epoch(self) -> float:
-        return round(self.step / self.parts.steps_per_epoch, 4)
+        return round(self.step / self.parts.schedule.steps_per_epoch, 4)
 
-    def at_epoch_end(self, every: int) -> bool:
-        """Whether this step ends an epoch whose number is a multiple of ``every``."""
-        spe = self.parts.steps_per_epoch
-        return self.step % spe == 0 and (self.step // spe) % every == 0
+    def kimg(self) -> float:
+        """Thousands of images shown to D so far."""
+        return round(self.step * self.config.recipe.batch_size / 1000, 3)
+
+    def position(self) -> dict[str, float]:
+        """Where the run is, as every record and generator file says it."""
+        return {"step": self.step, "epoch": self.epoch(), "kimg": self.kimg()}
+
+    def at_tick_end(self, every: int) -> bool:
+        """Whether this step ends a tick (an epoch, or tick_kimg of images) whose number is a multiple of ``every``."""
+        per_tick = self.parts.schedule.steps_per_tick
+        return self.step % per_tick == 0 and (self.step // per_tick) % every == 0
+
+    def tick_tag(self) -> str:
+        """The name of this tick's grid and snapshot: epoch-0012, or kimg-000119.808 for a run measured in images."""
+        if self.parts.schedule.unit == "kimg":
+            return kimg_tag(self.step * self.config.recipe.batch_size)
+        return epoch_tag(self.step // self.parts.schedule.steps_per_epoch)
 
     def warn_event(self, kind: str, message: str) -> None:
         self.writer.record({"step": self.step, "event": kind, "message": message})
@@ -113,7 +127,7 @@ class RunContext:
             path, network, architecture=self.config.arch, arch_args=parts.arch_args, pixel_range=r.pixel_range,
             class_names=parts.class_names, class_counts=parts.class_counts,
             extra={
-                "step": self.step, "epoch": self.epoch(), "dataset": r.dataset, "loss": r.loss,
+                **self.position(), "dataset": r.dataset, "loss": r.loss,
                 "run": Path(self.config.run_dir).name,
                 "weights": "ema" if network is not parts.G else "raw",  # which of an EMA run's generators this file holds
                 **extra,
@@ -140,13 +154,20 @@ class Event:
         """Its work at the end of the run (nothing by default)."""
 
 
+HEALTH_WARMUP = 200  # iterations (at most a quarter of the run) before the watches speak: an untrained G draws blanks
+
+
 class Health:
-    """The watches for the ways GAN training goes wrong (training/health.py), fed by the log and the grids."""
+    """The watches for the ways GAN training goes wrong (training/health.py), fed by the log and the
+    grids once the run is past its warm-up; their advice leaves out what the recipe already uses."""
 
     def __init__(self, ctx: RunContext) -> None:
         self.ctx = ctx
         self.collapse, self.d_wins = CollapseWatch(), DiscriminatorWinsWatch()
         self.diversity, self.blank = DiversityWatch(), BlankWatch()
+
+    def warming_up(self) -> bool:
+        return self.ctx.step < min(HEALTH_WARMUP, self.ctx.parts.schedule.total_steps // 4)
 
     def add_state(self, state: ckpt.NamedState) -> None:
         state.add_values("collapse_watch", self.collapse, ("_run", "reported"))
@@ -155,6 +176,8 @@ class Health:
         state.add_values("blank_watch", self.blank, ("_run", "reported"))
 
     def after_log(self, stats: dict[str, float]) -> None:
+        if self.warming_up():
+            return
         ctx, advice = self.ctx, remedies(self.ctx.config.recipe)
         # A WGAN critic's loss is a signed score, not a classification loss: no collapse test.
         if ctx.parts.step.loss.has_accuracy and "d_loss_real" in stats and "d_loss_fake" in stats:
@@ -174,6 +197,8 @@ class Health:
             )
 
     def after_grid(self, images: torch.Tensor, tag: str) -> None:
+        if self.warming_up():
+            return
         low_high = self.ctx.config.recipe.pixel_range
         spread = sample_spread(images, low_high)
         if self.diversity.update(spread):
@@ -204,7 +229,7 @@ class LogEvent(Event):
         steps, seconds = ctx.clock.lap(ctx.step)
         check_finite(stats, ctx.step, str(ctx.last_checkpoint) if ctx.last_checkpoint else None)
         ordered = [k for k in CORE_STATS if k in stats] + [k for k in stats if k not in CORE_STATS]
-        record = {"step": ctx.step, "epoch": ctx.epoch(), **{k: round(stats[k], 6) for k in ordered}}
+        record = {**ctx.position(), **{k: round(stats[k], 6) for k in ordered}}
         if parts.schedules:
             record["lr_g"], record["lr_d"] = (s.get_last_lr()[0] for s in parts.schedules)
         record["images_per_s"] = round(steps * ctx.config.recipe.batch_size / seconds, 1)
@@ -225,10 +250,10 @@ class GridEvent(Event):
         self.health = health
 
     def due(self) -> bool:
-        return self.ctx.at_epoch_end(self.ctx.config.recipe.sample_every)
+        return self.ctx.at_tick_end(self.ctx.config.recipe.sample_every)
 
     def __call__(self) -> None:
-        self.grid(epoch_tag(self.ctx.step // self.ctx.parts.steps_per_epoch))
+        self.grid(self.ctx.tick_tag())
 
     def finish(self) -> None:
         if not self.due():  # the last grid, unless the epoch's grid is it already
@@ -246,11 +271,29 @@ class GridEvent(Event):
         images = generator(*parts.grid.inputs(parts.fixed_z)).float()
         generator.train(was_training)
         ctx.writer.grid(to_pil(grid(to_uint8(images, low_high), nrow=parts.grid.columns)), tag, ctx.step)
-        # the first images: no random draw
-        ctx.writer.real_grid(lambda: to_pil(grid(parts.streams.real.images[: images.shape[0]].cpu().contiguous())))
+        ctx.writer.real_grid(lambda: self.real_picture(images.shape[0]))
         if tag != FINAL_TAG:
             ctx.save_generator(ctx.folder.snapshot(tag))
         self.health.after_grid(images, tag)
+
+    def real_picture(self, n: int) -> Any:
+        """``real.png``: a seeded random sample of the whole training set (its own generator: the
+        training's streams are untouched); for a conditional run one labelled row per class."""
+        parts = self.ctx.parts
+        real, draw = parts.streams.real, torch.Generator().manual_seed(self.ctx.config.seed + 6)
+        if not parts.class_names or real.labels is None:
+            index = torch.randperm(len(real), generator=draw)[:n]
+            return to_pil(grid(real.images[index.to(real.images.device)].cpu().contiguous()))
+        labels, columns = real.labels.cpu(), parts.grid.columns
+        rows = []
+        for label in range(len(parts.class_names)):
+            members = (labels == label).nonzero().flatten()
+            picks = members[torch.randperm(len(members), generator=draw)[:columns]]
+            row = real.images[picks.to(real.images.device)].cpu()
+            blank = torch.zeros((columns - len(row), *row.shape[1:]), dtype=row.dtype)  # a class with fewer images
+            rows.append(torch.cat([row, blank]))
+        picture = to_pil(grid(torch.cat(rows).contiguous(), nrow=columns))
+        return with_row_legend(picture, list(parts.class_names), padding=2, scale=1)
 
 
 class EvalEvent(Event):
@@ -261,7 +304,7 @@ class EvalEvent(Event):
         self.evaluation = evaluation  # a training.evaluation.TrainingEval
 
     def due(self) -> bool:
-        return self.ctx.at_epoch_end(self.ctx.config.eval_every)
+        return self.ctx.at_tick_end(self.ctx.config.eval_every)
 
     def finish(self) -> None:
         if self.ctx.progress.last_eval_step != self.ctx.step:  # the final generator gets its figures too
@@ -279,7 +322,7 @@ class EvalEvent(Event):
         best = self.evaluation.is_best(result["fid"])
         progress.best_fid = self.evaluation.best_fid
         record = {
-            "step": ctx.step, "epoch": ctx.epoch(), "fid": round(result["fid"], 4), "kid_mean": round(result["kid_mean"], 6),
+            **ctx.position(), "fid": round(result["fid"], 4), "kid_mean": round(result["kid_mean"], 6),
             "kid_std": round(result["kid_std"], 6), "best": best, "eval_seconds": round(sum(result["seconds"].values()), 1),
             "protocol": result["protocol"],
         }  # fmt: skip
@@ -301,7 +344,7 @@ class EvalEvent(Event):
 class CheckpointEvent(Event):
     def __init__(self, ctx: RunContext) -> None:
         super().__init__(ctx)
-        self.every = ctx.config.checkpoint_every or ctx.parts.steps_per_epoch
+        self.every = ctx.config.checkpoint_every or ctx.parts.schedule.steps_per_tick
         self.written_at: int | None = None  # the step of this session's newest checkpoint
         self.written_eval = -1  # the progress.last_eval_step it holds
 

@@ -17,7 +17,7 @@ from ganctl.errors import GanctlError
 from ganctl.registry import ARCHITECTURES, LOSSES, REGULARIZERS
 from ganctl.runfolder.manifest import Manifest
 from ganctl.training.assembly import Hardware, TrainingImages
-from ganctl.training.config import TrainConfig, iterations_per_epoch, real_per_step
+from ganctl.training.config import Schedule, TrainConfig, real_per_step, schedule
 
 
 @dataclass
@@ -26,8 +26,7 @@ class RunInputs:
 
     hardware: Hardware
     data: TrainingImages
-    steps_per_epoch: int
-    total_steps: int  # the recipe's epochs, capped by --max-steps
+    schedule: Schedule  # the run's length and periods
     evaluation: Any  # a training.evaluation.TrainingEval, or None
 
     def manifest(self, config: TrainConfig, processes: distributed.Processes) -> Manifest:
@@ -38,7 +37,8 @@ class RunInputs:
 
             classes = zip(self.data.class_names, class_counts(self.data.labels, len(self.data.class_names)))
         return Manifest.create(
-            steps_per_epoch=self.steps_per_epoch, total_steps=self.total_steps, epochs=config.recipe.epochs,
+            steps_per_epoch=self.schedule.steps_per_epoch, total_steps=self.schedule.total_steps, epochs=config.recipe.epochs,
+            batch_size=config.recipe.batch_size, kimg=config.recipe.kimg,
             images=self.data.images.shape[0], classes=classes, world_size=processes.world, device=self.hardware.device,
         )  # fmt: skip
 
@@ -62,10 +62,11 @@ def load_inputs(config: TrainConfig, processes: distributed.Processes, say: Call
     data = _load_images(c, say)
     if r.conditional:
         check_labelled(r.dataset, data.labels, data.class_names)
-    steps_per_epoch = iterations_per_epoch(r, data.images.shape[0])
-    total_steps = r.epochs * steps_per_epoch
-    if c.max_steps is not None:
-        total_steps = min(total_steps, c.max_steps)
+    run_schedule = schedule(r, data.images.shape[0], c.max_steps)
+    if c.max_steps is None:  # (a run stopped early on purpose is not "too short")
+        short = too_short(c, arch.recipe, run_schedule, data.images.shape[0])
+        if short:
+            say(f"warning: {short}")
     evaluation = None
     if c.eval_every is not None:
         from ganctl.training.evaluation import TrainingEval
@@ -76,7 +77,27 @@ def load_inputs(config: TrainConfig, processes: distributed.Processes, say: Call
             download=c.download, device=device, say=say, processes=processes,
         )  # fmt: skip
     hardware = Hardware(device, amp=c.amp, channels_last=c.channels_last, compile=c.compile, sync_bn=c.sync_bn, stream=c.stream_data)
-    return RunInputs(hardware, data, steps_per_epoch, total_steps, evaluation)
+    return RunInputs(hardware, data, run_schedule, evaluation)
+
+
+SHORT_RUN = 1000  # iterations: below this, a recipe's epochs on another dataset are worth a warning
+
+
+def too_short(config: TrainConfig, own: Any, run_schedule: Schedule, images: int) -> str | None:
+    """Why a run is far too short for its recipe, or None.
+
+    A recipe's epochs were chosen for its own dataset; on a small folder they are a few dozen
+    iterations (12 epochs of 300 images at batch 64: 48), far from what the recipe needs."""
+    r = config.recipe
+    from_recipe = r.kimg is None and own.kimg is None and r.epochs == own.epochs  # the length was not given
+    if not from_recipe or r.dataset == own.dataset or run_schedule.total_steps >= SHORT_RUN:
+        return None
+    kimg = SHORT_RUN * 2 * r.batch_size / 1000
+    return (
+        f"this run is only {run_schedule.total_steps:,} iterations: the recipe's {r.epochs} epochs were meant for "
+        f"{own.dataset}, and an epoch of {images:,} images is {run_schedule.steps_per_epoch:,} iteration(s); give the length "
+        f"in images shown to D, e.g. --kimg {kimg:g} ({2 * SHORT_RUN:,} iterations), or more --epochs"
+    )
 
 
 def _load_images(c: TrainConfig, say: Callable[[str], None]) -> TrainingImages:
@@ -86,7 +107,7 @@ def _load_images(c: TrainConfig, say: Callable[[str], None]) -> TrainingImages:
     r = c.recipe
     options = dict(
         data_dir=Path(c.data_dir) if c.data_dir else None, split="train", image_size=r.image_size,
-        channels=r.channels, download=c.download, limit=c.dataset_limit, log=say,
+        channels=r.channels, download=c.download, limit=c.dataset_limit, log=say, fit=c.fit,
     )  # fmt: skip
     if c.stream_data and not r.conditional:
         # streamed: a folder comes memory-mapped from its cache file, never whole in memory

@@ -79,7 +79,7 @@ class Trainer:
         with contextlib.ExitStack() as held:
             manifest = inputs.manifest(c, p)
             writer = p.together(lambda: open_run_folder(c, manifest, resume=self.resume, held=held), writer_only=True)
-            parts = assemble(c.arch, c.recipe, inputs.data, inputs.hardware, seed=c.seed, processes=p, say=self.say)
+            parts = assemble(c.arch, c.recipe, inputs.data, inputs.hardware, seed=c.seed, max_steps=c.max_steps, processes=p, say=self.say)
             del inputs.data  # the images are in the sampler now (on the device unless streamed)
             ctx = RunContext(c, parts, writer or SilentWriter(self.run_dir), self.say, self.view)
             events = self._events(ctx, inputs.evaluation)
@@ -88,7 +88,7 @@ class Trainer:
             signal.signal(signal.SIGINT, self._on_interrupt)
             signal.signal(signal.SIGTERM, self._on_interrupt)
             try:
-                self._loop(ctx, events, inputs.total_steps)
+                self._loop(ctx, events)
             finally:
                 ctx.writer.close()
                 signal.signal(signal.SIGINT, previous)
@@ -130,10 +130,11 @@ class Trainer:
             raise KeyboardInterrupt
         self._interrupted = True
 
-    def _loop(self, ctx: RunContext, events: list[Event], total_steps: int) -> None:
+    def _loop(self, ctx: RunContext, events: list[Event]) -> None:
         parts, progress = ctx.parts, ctx.progress
+        total_steps = parts.schedule.total_steps
         if self.view:
-            self.view.start(total_steps, progress.step, parts.steps_per_epoch)
+            self.view.start(total_steps, progress.step, parts.schedule.steps_per_epoch)
         ctx.clock.restart(progress.step)
         while progress.step < total_steps:
             parts.step(progress.step)
