@@ -121,6 +121,14 @@ class Processes:
             g.copy_(flat[offset : offset + g.numel()].view(g.shape))
             offset += g.numel()
 
+    def average_tensor(self, tensor: torch.Tensor) -> None:
+        """``tensor`` replaced, in place, by its mean over the ranks (a controller's statistics)."""
+        if not self.distributed:
+            return
+        with _collective("averaging a statistic"):
+            torch.distributed.all_reduce(tensor)
+        tensor.div_(self.world)
+
     def read_stats(self, stats: Any) -> dict[str, float]:
         """A ``StepStats``' means, averaged over the ranks (every rank ran the same steps)."""
         if not self.distributed or not stats.sums:

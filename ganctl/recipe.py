@@ -79,9 +79,11 @@ class Recipe:
     ema_kimg: float | None = None
     ema_rampup: float = 0.05  # half-life at most this fraction of the images seen so far; 0: none
     ema_start: int = 0  # iterations before averaging starts (the EMA copies G until then)
-    # DiffAugment (Zhao et al. 2020) on every image D sees: a comma list of color, translation,
-    # cutout; "" = off.
+    # Augmentation of every image D sees: a comma list of DiffAugment's (Zhao et al. 2020) color,
+    # translation, cutout and "ada", adaptive augmentation (Karras et al. 2020); "" = off.
     augment: str = ""
+    ada_target: float = 0.6  # ADA: the E[sign(D(real))] it steers towards (0.6 in the paper)
+    ada_kimg: float = 500.0  # ADA: thousands of images for p to go from 0 to 1 at the fastest (500 in the paper)
     lr_decay: LRDecay = "constant"  # "linear": both learning rates fall linearly to 0 at the last step
     spectral_norm: SpectralNorm = "none"  # spectral normalisation of "d", "g" or "both" networks' weights
     # D sees every image multiplied by this. A spectral-norm D is 1-Lipschitz: two images a few

@@ -31,7 +31,8 @@ from ganctl.recipe import Recipe
 from ganctl.registry import ARCHITECTURES, LOSSES, REGULARIZERS
 from ganctl.networks.spectral import apply_spectral_norm
 from ganctl.training import checkpoint as ckpt
-from ganctl.training.augment import DiffAugment
+from ganctl.training.ada import AdaptiveAugment
+from ganctl.training.augment import AugmentPipeline, DiffAugment, split_policy
 from ganctl.training.config import Schedule, real_per_step, schedule
 from ganctl.training.ema import GeneratorEMA
 from ganctl.training.stats import StepStats
@@ -129,8 +130,12 @@ class RunParts:
             )
 
         state.add("rng_penalty", *own_rng(self.streams.penalty, 5))
-        if self.streams.augment is not None:
-            state.add("rng_augment", *own_rng(self.streams.augment.rng, 4))
+        augment, ada = self.streams.augment, self.streams.ada
+        if augment is not None and (ada is None or augment.diff is not None):
+            state.add("rng_augment", *own_rng(augment.rng if ada is None else augment.diff.rng, 4))
+        if ada is not None:  # p is the same on every process (its statistics are averaged); each draws its own
+            state.add("ada", lambda: (ada.state(), None), lambda t, _: ada.load_state(t))
+            state.add("rng_ada", *own_rng(ada.rng, 7))
         state.add("rng_torch", *self.per_rank.wrap(self._global_rng_state, self._load_global_rng_state, lambda: torch.manual_seed(new_seed())))
         state.add("fixed_z", lambda: ({"z": self.fixed_z}, None), lambda t, _: setattr(self, "fixed_z", t["z"].to(self.device)))
         stats = self.stats
@@ -223,21 +228,27 @@ def assemble(
     fixed_z = torch.randn(grid.latents, r.latent_dim, generator=fixed).repeat(grid.rows_of_latents, 1).to(device)
     # each process's own streams (rank 0's are the single-process ones)
     own_seed = distributed.rank_seed(seed, p.rank)
-    augment = DiffAugment(r.augment, r.pixel_range, device, seed=own_seed + 4) if r.augment else None
+    adaptive, diff_policy = split_policy(r.augment)
+    augment = DiffAugment(diff_policy, r.pixel_range, device, seed=own_seed + 4) if diff_policy else None
+    ada = None
+    if adaptive:
+        ada = AdaptiveAugment(r.pixel_range, device, own_seed + 7, target=r.ada_target, speed_kimg=r.ada_kimg, batch_size=r.batch_size)
+        augment = AugmentPipeline(ada, augment)
     penalty_rng = torch.Generator(device=device)
     penalty_rng.manual_seed(own_seed + 5)
     ema = None
     if r.ema_kimg is not None:
         ema = GeneratorEMA(G, half_life_kimg=r.ema_kimg, batch_size=r.batch_size, rampup=r.ema_rampup, start_step=r.ema_start)
     nets = Networks(G, D, g_opt, d_opt, ema)
-    streams = Streams(real, latent_rng, penalty_rng, augment)
+    streams = Streams(real, latent_rng, penalty_rng, augment, ada)
     stats = StepStats()
     amp = use_amp(device, hardware.amp)
     step = TrainStep(
         nets, streams, recipe=r.replace(batch_size=r.batch_size // p.world), loss=LOSSES.get(r.loss).obj(real_target=1.0 - r.label_smoothing),
         regularizer=regularizer, stats=stats, device=device, amp=amp,
         class_weights=torch.tensor(counts, dtype=torch.float, device=device) if data.class_names else None,
-        share=Share(p.rank, p.world, p.average_gradients if p.distributed else None), compile=hardware.compile, log=say,
+        share=Share(p.rank, p.world, *((p.average_gradients, p.average_tensor) if p.distributed else ())),
+        compile=hardware.compile, log=say,
     )  # fmt: skip
     return RunParts(
         recipe=r, arch_args=arch_args, device=device, amp=amp, schedule=run_schedule, nets=nets,

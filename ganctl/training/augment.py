@@ -18,17 +18,46 @@ import torch
 from ganctl.errors import GanctlError
 
 POLICIES = ("color", "translation", "cutout")
+ADAPTIVE = "ada"  # adaptive augmentation (training/ada.py), combinable with the DiffAugment policies
 
 
 def parse_policy(policy: str) -> tuple[str, ...]:
-    """``"color,translation"`` -> ``("color", "translation")``; refuses unknown names."""
+    """``"color,translation"`` -> ``("color", "translation")``; refuses unknown names (``ada`` is known)."""
     names = tuple(name.strip() for name in policy.split(",") if name.strip())
-    unknown = [name for name in names if name not in POLICIES]
+    unknown = [name for name in names if name not in (*POLICIES, ADAPTIVE)]
     if unknown:
-        raise GanctlError(f"unknown augmentation '{unknown[0]}'; use any of {', '.join(POLICIES)}, comma-separated")
+        raise GanctlError(f"unknown augmentation '{unknown[0]}'; use any of {', '.join((ADAPTIVE, *POLICIES))}, comma-separated")
     if len(set(names)) != len(names):
         raise GanctlError(f"augmentation '{policy}' names a transform twice")
     return names
+
+
+def split_policy(policy: str) -> tuple[bool, str]:
+    """(whether ``ada`` is asked for, the DiffAugment policy that remains)."""
+    names = parse_policy(policy)
+    return ADAPTIVE in names, ",".join(name for name in names if name != ADAPTIVE)
+
+
+class AugmentPipeline:
+    """What D's images go through when adaptive augmentation is on: ADA, then DiffAugment (if any).
+
+    The same interface as DiffAugment: ``draw`` (eager, from the generators) and ``apply`` (pure)."""
+
+    def __init__(self, ada, diff: DiffAugment | None) -> None:
+        self.ada, self.diff = ada, diff
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        return self.apply(images, self.draw(images.shape[0], images.shape[2], images.shape[3], images.device))
+
+    def draw(self, n: int, height: int, width: int, device: torch.device) -> dict[str, dict[str, torch.Tensor]]:
+        params = {"ada": self.ada.draw(n, height, width, device)}
+        if self.diff is not None:
+            params["diff"] = self.diff.draw(n, height, width, device)
+        return params
+
+    def apply(self, images: torch.Tensor, params: dict[str, dict[str, torch.Tensor]]) -> torch.Tensor:
+        images = self.ada.apply(images, params["ada"])
+        return self.diff.apply(images, params["diff"]) if self.diff is not None else images
 
 
 class DiffAugment:

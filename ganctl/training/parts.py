@@ -11,7 +11,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from ganctl.training.augment import DiffAugment
+from ganctl.training.ada import AdaptiveAugment
+from ganctl.training.augment import AugmentPipeline, DiffAugment
 from ganctl.training.batches import RealBatches
 from ganctl.training.ema import GeneratorEMA
 
@@ -66,7 +67,8 @@ class Streams:
     real: RealBatches
     latents: torch.Generator  # latents and G's classes of the global batch
     penalty: torch.Generator | None = None  # a regulariser's own draws (GP's mixing weights)
-    augment: DiffAugment | None = None  # DiffAugment with its generator; None: off
+    augment: DiffAugment | AugmentPipeline | None = None  # what D's images go through; None: off
+    ada: AdaptiveAugment | None = None  # adaptive augmentation's controller (part of ``augment``); None: off
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,7 @@ class Share:
     world: int = 1
     # gradients averaged over the processes before each optimiser step (None: one process)
     average_gradients: Callable[[list[torch.Tensor]], None] | None = None
+    average_tensor: Callable[[torch.Tensor], None] | None = None  # a statistic, in place (ADA's)
 
 
 @dataclass

@@ -77,7 +77,7 @@ class TrainStep:
             "G": [p for p in nets.G.parameters() if p.requires_grad],
             "D": [p for p in nets.D.parameters() if p.requires_grad],
         }
-        self.streams, self.real, self.augment = streams, streams.real, streams.augment
+        self.streams, self.real, self.augment, self.ada = streams, streams.real, streams.augment, streams.ada
         self.loss, self.recipe, self.regularizer = loss, recipe, regularizer
         self.device, self.amp, self.stats = device, amp, stats
         self.class_weights = class_weights  # images per class, on the device; None: unconditional
@@ -97,6 +97,9 @@ class TrainStep:
         for phase in self.phases:
             if iteration % phase.every == 0:
                 self._run(phase, it)
+        if self.ada is not None:  # p follows D's overfitting (every few iterations, on the device)
+            self.ada.adjust(iteration + 1, self.share.average_tensor)
+            self.stats.add("ada_p", self.ada.p)
 
     # --- the runner -----------------------------------------------------------------------
     def _run(self, phase: Phase, it: Iteration) -> None:
@@ -105,6 +108,8 @@ class TrainStep:
         result = self._compute(phase, phase.draw(it))
         for name, value in result.stats.items():
             self.stats.add(name, value)
+        if self.ada is not None and "ada_r" in result.stats:
+            self.ada.observe(result.stats["ada_r"])
         losses = dict(result.losses)
         if result.d_images is not None:
             # remembered for the lazy regularisation phase; a penalty that is not lazy joins now
@@ -259,6 +264,8 @@ class TrainStep:
             stats["d_loss_real"] = d_real
         if d_fake is not None:
             stats["d_loss_fake"] = d_fake
+        if self.ada is not None and real_logits is not None:  # ADA's overfitting heuristic r_t
+            stats["ada_r"] = real_logits.sign().mean()
         if self.loss.has_accuracy:
             if real_logits is not None:
                 stats["d_acc_real"] = self.loss.says_real(real_logits).float().mean()
