@@ -34,6 +34,7 @@ HW = "Device"
 DIST = "Several processes (under torchrun, see docs/distributed.md)"
 EVAL = "Evaluation (FID/KID, see docs/eval.md)"
 MODERN = "Stabilisers and quality (all off in the tutorials' recipes; see docs/train.md)"
+FINETUNE = "Fine-tuning (see docs/own-images.md)"
 
 # Help texts other commands share (ganctl.commands.common).
 DEVICE_HELP = "auto | cpu | cuda | mps (auto: CUDA, then MPS, then CPU)."
@@ -211,6 +212,9 @@ OPTIONS: tuple[OptionSpec, ...] = (
     R("spectral_norm", "--spectral-norm", help="Spectral normalisation of none | d | g | both.", metavar="NETS", panel=MODERN, check=OneOf(SpectralNorm)),
     R("d_input_scale", "--d-input-scale", help="D sees its images multiplied by X: with spectral norm, a D that is X-Lipschitz in pixel units (default 1).", metavar="X", panel=MODERN, type=float,
       check=Positive(number=True)),
+    # fine-tuning
+    C("init_from", "--init-from", help="Start from a trained run (G, its EMA if any, and D from its newest checkpoint) or a generator file (G only), of this architecture and size.", metavar="RUN|FILE", panel=FINETUNE, type=Path, to_field=str),
+    R("freeze_d", "--freeze-d", help="FreezeD: keep D's first N layers with weights as they are (0: none).", metavar="N", panel=FINETUNE, type=int, check=AtLeast(0)),
     # --seed 0 is "not given": a resumed run keeps its own seed
     C("seed", "--seed", help="Random seed; on the CPU a fixed seed makes the run deterministic.", panel=OPTIM, type=int, default=0),
     # run folder

@@ -84,6 +84,7 @@ class Recipe:
     augment: str = ""
     ada_target: float = 0.6  # ADA: the E[sign(D(real))] it steers towards (0.6 in the paper)
     ada_kimg: float = 500.0  # ADA: thousands of images for p to go from 0 to 1 at the fastest (500 in the paper)
+    freeze_d: int = 0  # FreezeD (Mo et al. 2020): D's first N layers with weights keep their weights
     lr_decay: LRDecay = "constant"  # "linear": both learning rates fall linearly to 0 at the last step
     spectral_norm: SpectralNorm = "none"  # spectral normalisation of "d", "g" or "both" networks' weights
     # D sees every image multiplied by this. A spectral-norm D is 1-Lipschitz: two images a few

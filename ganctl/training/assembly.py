@@ -194,6 +194,10 @@ def assemble(
         apply_spectral_norm(generator)
     if r.spectral_norm in ("d", "both"):
         apply_spectral_norm(discriminator)
+    if r.freeze_d:
+        from ganctl.training.finetune import freeze_first_layers
+
+        freeze_first_layers(discriminator, r.freeze_d)
     if p.distributed:
         if hardware.sync_bn:  # batch statistics over the global batch instead of each process's share
             generator = torch.nn.SyncBatchNorm.convert_sync_batchnorm(generator)

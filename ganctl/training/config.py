@@ -20,6 +20,7 @@ class TrainConfig:
     data_dir: str | None = None  # None: ganctl.data.default_data_dir()
     dataset_limit: int | None = None  # use only the first N images (quick experiments)
     fit: Fit = "crop"  # how a folder's non-square images become square: crop | pad | stretch
+    init_from: str | None = None  # a run folder or generator file to start from (fine-tuning; a new run only)
     device: str = "auto"  # auto | cpu | cuda | mps
     # bf16 autocast. None (auto): on for CUDA, and for CPUs with native bf16 (AVX-512 BF16, AMX),
     # where it takes about 1.5x less time a step; False: exact float32 (the tutorials' arithmetic).

@@ -27,10 +27,11 @@ from typing import Any
 
 from ganctl import __version__, distributed
 from ganctl.errors import GanctlError
-from ganctl.training.assembly import assemble, make_adam  # noqa: F401  (make_adam: its old import path)
+from ganctl.training.assembly import RunParts, assemble, make_adam  # noqa: F401  (make_adam: its old import path)
 from ganctl.training.config import TrainConfig, check
 from ganctl.training.events import CheckpointEvent, EvalEvent, Event, GridEvent, Health, LogEvent, RunContext
-from ganctl.training.loading import load_inputs
+from ganctl.training.finetune import init_from
+from ganctl.training.loading import RunInputs, load_inputs
 from ganctl.training.resume import restore
 from ganctl.training.writer import SilentWriter, open_run_folder
 
@@ -76,11 +77,11 @@ class Trainer:
         # Everything that can be wrong with the request is found before the run folder is made
         # (under torchrun, a refusal on any process stops them all).
         inputs = p.together(lambda: load_inputs(c, p, self.say))
+        parts = p.together(lambda: self._assemble(inputs))
         with contextlib.ExitStack() as held:
             manifest = inputs.manifest(c, p)
-            writer = p.together(lambda: open_run_folder(c, manifest, resume=self.resume, held=held), writer_only=True)
-            parts = assemble(c.arch, c.recipe, inputs.data, inputs.hardware, seed=c.seed, max_steps=c.max_steps, processes=p, say=self.say)
             del inputs.data  # the images are in the sampler now (on the device unless streamed)
+            writer = p.together(lambda: open_run_folder(c, manifest, resume=self.resume, held=held), writer_only=True)
             ctx = RunContext(c, parts, writer or SilentWriter(self.run_dir), self.say, self.view)
             events = self._events(ctx, inputs.evaluation)
             self._start(ctx, events)
@@ -94,6 +95,15 @@ class Trainer:
                 signal.signal(signal.SIGINT, previous)
                 signal.signal(signal.SIGTERM, signal.SIG_DFL)
         return self.run_dir
+
+    def _assemble(self, inputs: RunInputs) -> RunParts:
+        """The run's parts, and a fine-tuned run's starting weights: still before anything is written."""
+        c = self.config
+        parts = assemble(c.arch, c.recipe, inputs.data, inputs.hardware, seed=c.seed, max_steps=c.max_steps,
+                         processes=self.processes, say=self.say)  # fmt: skip
+        if c.init_from and not self.resume:  # (a resumed run restores its own checkpoint)
+            self.say(f"fine-tuning: {init_from(parts, c.init_from, c.arch)}")
+        return parts
 
     def _events(self, ctx: RunContext, evaluation: Any) -> list[Event]:
         """The periodic work in the order it runs after a step (and finishes at the end)."""
