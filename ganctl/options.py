@@ -240,6 +240,7 @@ OPTIONS: tuple[OptionSpec, ...] = (
     C("amp", "--amp/--no-amp", help=AMP_HELP, panel=HW, type=bool),
     C("channels_last", "--channels-last/--no-channels-last", help="NHWC memory layout (default on).", panel=HW, type=bool),
     C("compile", "--compile/--no-compile", help="torch.compile each phase of the step whole: G, augmentation, D and losses in one graph (default off: eager; a failed compile falls back to eager).", panel=HW, type=bool, resumable=True),
+    C("micro_batch", "--micro-batch", help="Run each phase N images (of each half) at a time and add up the gradients: the recipe's batch in less memory (the same result up to float rounding, except with batch norm).", metavar="N", panel=HW, type=int, resumable=True, check=N),
     C("stream_data", "--stream-data/--no-stream-data", help="Keep the images in host memory and copy each batch over (default: only when they do not fit on the device).", panel=HW, type=bool, resumable=True),
     # several processes
     # --batch-per-gpu: --batch-size is the global batch, N × the number of processes

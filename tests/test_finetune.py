@@ -79,3 +79,44 @@ def test_freeze_d_beyond_the_discriminator_is_refused_before_the_run_folder(tmp_
     result = train(*QUICK, "--arch", "mnist-dcgan", "--freeze-d", str(n), "--out", str(tmp_path / "run"))
     one_line_error(result)
     assert f"would freeze all of D's {n} layers" in result.stderr and not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("mode", ["separate", "joint", "simultaneous"])
+def test_micro_batches_give_the_full_batchs_step_up_to_rounding(mode):
+    """Gradients added over micro-batches: the same update as the whole batch, for networks with
+    no state that changes with each call (no batch statistics in training mode, no spectral
+    norm's power iteration, no dropout): sngan-cnn-small without spectral norm, G's batch norm
+    on its running statistics."""
+    def run(micro):
+        recipe = ARCHITECTURES.get("sngan-cnn-small").obj.recipe.replace(
+            batch_size=16, d_update=mode, augment="translation", regularizer="r1", reg_every=1, reg_weight=1.0,
+            spectral_norm="none")
+        parts = assemble("sngan-cnn-small", recipe, synthetic_images(recipe, n=64),
+                         Hardware(torch.device("cpu"), amp=False, micro_batch=micro), seed=3)
+        for module in parts.G.modules():  # batch statistics differ by micro-batch: use the running ones
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.eval()
+        parts.step(0)
+        # the last phases' gradients (each phase zeroes its own networks' first): D's last update and G's
+        grads = {f"{net}.{k}": p.grad for net, module in (("D", parts.nets.D), ("G", parts.G))
+                 for k, p in module.named_parameters() if p.grad is not None}  # fmt: skip
+        return parts.nets.D.state_dict(), parts.stats.read(), grads
+
+    (whole, whole_stats, whole_grads), (sliced, sliced_stats, sliced_grads) = run(None), run(4)
+    assert whole_grads.keys() == sliced_grads.keys() and len(whole_grads) > 4
+    for name, grad in whole_grads.items():  # summed over 4 slices of a quarter each: the whole batch's mean
+        torch.testing.assert_close(sliced_grads[name], grad, rtol=1e-3, atol=1e-6, msg=name)
+    # Adam moves a weight by up to ~lr whatever its gradient's size: rounding that flips a
+    # near-zero gradient's sign shows as up to 2 lr
+    lr = ARCHITECTURES.get("sngan-cnn-small").obj.recipe.d_lr
+    for name, value in whole.items():
+        torch.testing.assert_close(sliced[name], value, rtol=0, atol=2 * lr, msg=name)
+    assert whole_stats.keys() == sliced_stats.keys()
+    for name in whole_stats:
+        assert sliced_stats[name] == pytest.approx(whole_stats[name], rel=1e-4, abs=1e-5), name
+
+
+def test_a_micro_batch_that_does_not_divide_the_batch_is_refused(tmp_path):
+    result = train(*QUICK, "--arch", "mnist-dcgan", "--micro-batch", "3", "--out", str(tmp_path / "run"))
+    one_line_error(result, "--micro-batch 3 must divide each process's half-batch", "8 images")
+    assert not (tmp_path / "run").exists()

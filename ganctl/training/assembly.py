@@ -59,6 +59,7 @@ class Hardware:
     compile: bool = False
     sync_bn: bool = False
     stream: bool | None = None  # real images streamed from host memory (None: when they do not fit)
+    micro_batch: int | None = None  # images (of each half) through the networks at a time; None: the whole batch
 
 
 @dataclass
@@ -252,7 +253,7 @@ def assemble(
         regularizer=regularizer, stats=stats, device=device, amp=amp,
         class_weights=torch.tensor(counts, dtype=torch.float, device=device) if data.class_names else None,
         share=Share(p.rank, p.world, *((p.average_gradients, p.average_tensor) if p.distributed else ())),
-        compile=hardware.compile, log=say,
+        micro_batch=hardware.micro_batch, compile=hardware.compile, log=say,
     )  # fmt: skip
     return RunParts(
         recipe=r, arch_args=arch_args, device=device, amp=amp, schedule=run_schedule, nets=nets,

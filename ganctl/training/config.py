@@ -30,6 +30,7 @@ class TrainConfig:
     # when they fit (None); the same batches either way.
     stream_data: bool | None = None
     compile: bool = False  # torch.compile each phase of the step whole (minutes of warm-up on a CPU)
+    micro_batch: int | None = None  # images (of each half) through the networks at a time, gradients accumulated
     sync_bn: bool = False  # under torchrun: batch norm over the global batch (SyncBatchNorm; CUDA only)
     seed: int = 0
     max_steps: int | None = None  # stop after this many iterations (smoke runs)

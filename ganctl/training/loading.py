@@ -76,7 +76,13 @@ def load_inputs(config: TrainConfig, processes: distributed.Processes, say: Call
             channels=r.channels, train_images=data.images.shape[0], n=c.eval_n, inception=c.inception,
             download=c.download, device=device, say=say, processes=processes,
         )  # fmt: skip
-    hardware = Hardware(device, amp=c.amp, channels_last=c.channels_last, compile=c.compile, sync_bn=c.sync_bn, stream=c.stream_data)
+    if c.micro_batch is not None:
+        share = real_per_step(r) // processes.world  # real images of this process's D update
+        if share % c.micro_batch:
+            what = "batch" if r.d_update == "simultaneous" else "half-batch of real (and of fake) images"
+            raise GanctlError(f"--micro-batch {c.micro_batch} must divide each process's {what}, {share} images")
+    hardware = Hardware(device, amp=c.amp, channels_last=c.channels_last, compile=c.compile, sync_bn=c.sync_bn,
+                        stream=c.stream_data, micro_batch=c.micro_batch)
     return RunInputs(hardware, data, run_schedule, evaluation)
 
 

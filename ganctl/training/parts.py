@@ -82,6 +82,38 @@ class Share:
     average_tensor: Callable[[torch.Tensor], None] | None = None  # a statistic, in place (ADA's)
 
 
+def split_draws(drawn: Draws, size: int) -> list[Draws]:
+    """A phase's draws as equal slices of ``size`` rows (of each half, for a stacked pair).
+
+    Every tensor is sliced along its first dimension, nested dictionaries (augmentation
+    parameters) alike; ``aug_pair`` holds the parameters of a real half and a fake half stacked
+    (the joint update), sliced so that each slice keeps its real rows and its fake rows."""
+    rows = next(v.shape[0] for k, v in drawn.items() if k in ("real", "z") and v is not None)
+    k = rows // size
+
+    def cut(value: Any, paired: bool) -> list[Any]:
+        if isinstance(value, dict):
+            parts = {key: cut(v, paired) for key, v in value.items()}
+            return [{key: parts[key][i] for key in parts} for i in range(k)]
+        if not isinstance(value, torch.Tensor):
+            return [value] * k
+        if paired:
+            real, fake = value.chunk(2)
+            return [torch.cat(pair) for pair in zip(real.chunk(k), fake.chunk(k))]
+        return list(value.chunk(k))
+
+    parts = {key: cut(value, key == "aug_pair") for key, value in drawn.items()}
+    return [{key: parts[key][i] for key in parts} for i in range(k)]
+
+
+def join_images(slices: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]) -> tuple:
+    """The (real, fake, labels) of a D update's slices, whole again."""
+    if len(slices) == 1:
+        return slices[0]
+    real, fake, labels = zip(*slices)
+    return torch.cat(real), torch.cat(fake), None if labels[0] is None else torch.cat(labels)
+
+
 @dataclass
 class Iteration:
     """What the phases of one iteration hand each other, explicitly: the images of its last D

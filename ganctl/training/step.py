@@ -47,7 +47,9 @@ from ganctl.device import autocast
 from ganctl.losses import GANLoss
 from ganctl.recipe import Recipe
 from ganctl.regularizers import Regularizer
-from ganctl.training.parts import CORE_STATS, Draws, Iteration, Networks, Phase, PhaseResult, Share, Streams
+from ganctl.training.parts import (
+    CORE_STATS, Draws, Iteration, Networks, Phase, PhaseResult, Share, Streams, join_images, split_draws,
+)  # fmt: skip
 from ganctl.training.stats import StepStats
 
 __all__ = ["CORE_STATS", "Iteration", "Networks", "Phase", "PhaseResult", "Share", "Streams", "TrainStep"]
@@ -67,6 +69,7 @@ class TrainStep:
         amp: bool,
         class_weights: torch.Tensor | None = None,
         share: Share = Share(),
+        micro_batch: int | None = None,
         compile: bool = False,
         log: Callable[[str], None] | None = None,
     ) -> None:
@@ -84,6 +87,7 @@ class TrainStep:
         # under torchrun: latents drawn for the whole (global) batch, of which this process keeps its share
         self.share = share
         self.lazy_reg = regularizer is not None and recipe.reg_every > 1
+        self.micro_batch = micro_batch  # images (of each half) through the networks at a time; None: all
         self.phases = self._phases()
         self.log = log
         # one compiled function per kind of phase (repeated D updates share theirs)
@@ -105,20 +109,28 @@ class TrainStep:
     def _run(self, phase: Phase, it: Iteration) -> None:
         for net in phase.nets:
             self.optimizers[net].zero_grad(set_to_none=True)
-        result = self._compute(phase, phase.draw(it))
-        for name, value in result.stats.items():
-            self.stats.add(name, value)
-        if self.ada is not None and "ada_r" in result.stats:
-            self.ada.observe(result.stats["ada_r"])
-        losses = dict(result.losses)
-        if result.d_images is not None:
-            # remembered for the lazy regularisation phase; a penalty that is not lazy joins now
-            it.real, it.fake, it.labels = result.d_images
-            if self.regularizer is not None and not self.lazy_reg:
-                losses["D"] = losses["D"] + self._penalty(it.real, it.fake, it.labels)
-        for i, net in enumerate(phase.nets):
-            # keep the shared graph alive for the next network's backward (simultaneous update)
-            losses[net].backward(inputs=self.params[net], retain_graph=i + 1 < len(phase.nets))
+        drawn = phase.draw(it)
+        # --micro-batch: the phase's draws in equal slices, gradients summed over them (each
+        # slice's losses are means over the slice: a k-th of each keeps the full batch's scale)
+        chunks = split_draws(drawn, self.micro_batch) if self.micro_batch and phase.compilable else [drawn]
+        d_images = []
+        for chunk in chunks:
+            result = self._compute(phase, chunk)
+            for name, value in result.stats.items():
+                self.stats.add(name, value)
+            if self.ada is not None and "ada_r" in result.stats:
+                self.ada.observe(result.stats["ada_r"])
+            losses = dict(result.losses)
+            if result.d_images is not None:
+                d_images.append(result.d_images)
+                if self.regularizer is not None and not self.lazy_reg:  # a penalty that is not lazy joins now
+                    losses["D"] = losses["D"] + self._penalty(*result.d_images)
+            for i, net in enumerate(phase.nets):
+                loss = losses[net] / len(chunks) if len(chunks) > 1 else losses[net]
+                # keep the shared graph alive for the next network's backward (simultaneous update)
+                loss.backward(inputs=self.params[net], retain_graph=i + 1 < len(phase.nets))
+        if d_images:  # remembered for the lazy regularisation phase
+            it.real, it.fake, it.labels = join_images(d_images)
         for net in phase.nets:
             if self.share.average_gradients is not None:
                 self.share.average_gradients(self.params[net])
@@ -231,7 +243,7 @@ class TrainStep:
     def _draw_d_joint(self, it: Iteration) -> Draws:
         real, labels = self.real.next_labelled()
         z = self._latents(self.recipe.batch_size // 2)
-        return {"real": real, "labels": labels, "z": z, "aug": self._augmentation(2 * real.shape[0])}
+        return {"real": real, "labels": labels, "z": z, "aug_pair": self._augmentation(2 * real.shape[0])}
 
     def _draw_d_both(self, it: Iteration) -> Draws:
         real, labels = self.real.next_labelled()
@@ -302,7 +314,7 @@ class TrainStep:
         real, labels = drawn["real"], drawn["labels"]
         half = real.shape[0]
         fake = self._fakes_for_d(drawn["z"], labels)
-        logits = self.run_D(torch.cat([real, fake]), None if labels is None else torch.cat([labels, labels]), augmentation=drawn["aug"])
+        logits = self.run_D(torch.cat([real, fake]), None if labels is None else torch.cat([labels, labels]), augmentation=drawn["aug_pair"])
         real_logits, fake_logits = logits[:half], logits[half:]
         d_real, d_fake = self.loss.d_real(real_logits), self.loss.d_fake(fake_logits)
         # Keras averages over the stacked batch: the mean of the two halves' means
