@@ -186,3 +186,74 @@ def test_the_table_fits_the_terminal(width):
     assert all(len(line) <= width for line in text.splitlines())
     mean = f"{variants[1].summary.mean:.4g}"
     assert mean in text and "baseline" in text and "yes" in text
+
+
+SEARCH_FILE = """arch = "mnist-dcgan"
+seeds = 2
+metric = "g_loss"
+[base]
+dataset = "mnist"
+data_dir = "{data}"
+download = false
+amp = false
+limit = 32
+batch_size = 8
+max_steps = 2
+log_every = 1
+[search]
+d_lr = {{low = 1e-5, high = 1e-3, log = true}}
+"""
+
+
+def search_file(tmp_path: Path) -> Path:
+    write_mnist(tmp_path / "data")
+    path = tmp_path / "search.toml"
+    path.write_text(SEARCH_FILE.format(data=tmp_path / "data"))
+    return path
+
+
+def test_the_search_says_what_to_install_and_refuses_a_storage_it_cannot_open(tmp_path, monkeypatch):
+    path = search_file(tmp_path)
+    monkeypatch.setitem(sys.modules, "optuna", None)  # as if it were not installed
+    one_line_error(invoke("study", "--file", path, "--out", tmp_path / "s", "--search", "optuna"), "pip install 'ganctl[study]'")
+    monkeypatch.delitem(sys.modules, "optuna")
+    pytest.importorskip("optuna")
+    url = f"sqlite:///{tmp_path}/no/such/folder/x.db"
+    one_line_error(invoke("study", "--file", path, "--out", tmp_path / "s", "--search", "optuna", "--storage", url), "cannot open the storage", url)
+    one_line_error(invoke("study", "--file", path, "--out", tmp_path / "s", "--search", "grid"), "--search takes optuna")
+    path.write_text(SEARCH_FILE.format(data=tmp_path / "data").split("[search]")[0])
+    one_line_error(invoke("study", "--file", path, "--out", tmp_path / "s", "--search", "optuna"), "needs ranges")
+    assert not (tmp_path / "s").exists()
+
+
+@pytest.mark.slow
+def test_two_workers_share_the_database_and_run_disjoint_trials_then_the_best_are_rerun(tmp_path):
+    optuna = pytest.importorskip("optuna")
+    path = search_file(tmp_path)
+    out = tmp_path / "s"
+    command = [sys.executable, "-m", "ganctl", "study", "--file", str(path), "--out", str(out), "--search", "optuna",
+               "--worker", "--trials", "3", "--quiet"]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    first = subprocess.Popen(command, env=env)
+    deadline = time.monotonic() + 120
+    while not (out / "optuna.db").exists():  # the second joins a study the first has made
+        assert first.poll() is None and time.monotonic() < deadline
+        time.sleep(0.1)
+    second = subprocess.Popen(command, env=env)
+    assert first.wait(timeout=300) == 0 and second.wait(timeout=300) == 0
+    searched = optuna.load_study(study_name="s", storage=f"sqlite:///{out / 'optuna.db'}")
+    numbers = [t.number for t in searched.trials]
+    assert sorted(numbers) == list(range(6))  # 3 each, none taken twice
+    assert all(t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED) for t in searched.trials)
+    assert sorted(p.name for p in out.glob("trial-*")) == [f"trial-{n:04d}" for n in range(6)]
+    assert sorted(t.user_attrs["run"] for t in searched.trials) == [f"trial-{n:04d}" for n in range(6)]
+
+    # the search (no --worker): one more trial, then the best two re-run over the seeds beside the baseline
+    result = invoke("study", "--file", path, "--out", out, "--search", "optuna", "--trials", "1", "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["variants"][0]["overrides"] == {} and len(report["variants"]) == 3
+    assert all(v["n"] == 2 for v in report["variants"])
+    best = sorted((t for t in optuna.load_study(study_name="s", storage=f"sqlite:///{out / 'optuna.db'}").trials
+                   if t.state == optuna.trial.TrialState.COMPLETE), key=lambda t: t.value)[:2]  # fmt: skip
+    assert [v["overrides"]["d_lr"] for v in report["variants"][1:]] == [float(f"{t.params['d_lr']:.3g}") for t in best]

@@ -48,14 +48,16 @@ def _signature(command):
 @handles_errors
 @_signature
 def study_command(**values: Any) -> None:
-    """Train a recipe and its variants over several seeds; report each variant's mean with its 95% interval
-    and its difference from the baseline (Welch's t-test). Every `train` option is passed to every run.
+    """Compare a recipe's variants over several seeds, with 95% intervals.
 
-    Re-running the same command continues the study: finished runs are kept, interrupted ones resumed.
+    Every (variant, seed) is an ordinary run in the study folder; every `train` option goes to
+    each run. The table gives each variant's mean with its 95% t interval and its difference
+    from the first variant (the baseline) with Welch's t-test. Running the same command again
+    continues the study: finished runs are kept, interrupted ones resumed, new seeds added.
 
-    Examples:
+    Examples (a grid of two values over three seeds; a study file; its Optuna search):
 
-    ganctl study --arch cifar-dcgan --dataset synthetic --limit 64 --batch-size 16 --max-steps 4 --vary d_lr=2e-4,4e-4 --seeds 3 --metric g_loss --out studies/dlr
+    ganctl study --arch cifar-dcgan --vary d_lr=2e-4,4e-4 --seeds 3 --out st/dlr
 
     ganctl study --file lr.toml --out studies/lr --jobs 2
 
@@ -78,6 +80,8 @@ def study_command(**values: Any) -> None:
         variants = search.run(recorded, folder, values, say)
         if values["worker"]:
             return
+        # the best trials become variants of the study: re-run over its seeds before any is called better
+        recorded = spec.merge_into_folder(spec.Study(**{**vars(recorded), "variants": variants}), folder)
     tasks = runner.plan(recorded, folder, variants, seeds)
     runner.execute(recorded, tasks, values["jobs"], say)
     result = results.collect(recorded, folder, tasks, variants)

@@ -152,8 +152,11 @@ def _worker_init(threads: int, plugin_files: list[str]) -> None:
         plugins.request_files([Path(p) for p in plugin_files])
 
 
-def run_one(config: dict[str, Any], resume: bool) -> float:
-    """Train (or resume) one run quietly; its seconds. A resumed run keeps its own config.json."""
+def run_one(config: dict[str, Any], resume: bool, watch: Any = None) -> float:
+    """Train (or resume) one run quietly; its seconds. A resumed run keeps its own config.json.
+
+    ``watch``: an object with the progress view's methods (start, advance, show, show_eval,
+    stop) that sees each record as it is written (the search prunes through it)."""
     from ganctl.training.config import TrainConfig, read_config_file
     from ganctl.training.loop import TrainingInterrupted, Trainer
 
@@ -166,7 +169,7 @@ def run_one(config: dict[str, Any], resume: bool) -> float:
         stored.run_dir = wanted.run_dir
         wanted = stored
     try:
-        Trainer(wanted, resume=resume, say=lambda message: None).run()
+        Trainer(wanted, resume=resume, say=lambda message: None, progress=watch).run()
     except TrainingInterrupted:
         raise GanctlError(f"interrupted while training {wanted.run_dir} (checkpoint saved); run the same study command again to continue") from None
     return time.perf_counter() - started
