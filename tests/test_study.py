@@ -257,3 +257,12 @@ def test_two_workers_share_the_database_and_run_disjoint_trials_then_the_best_ar
     best = sorted((t for t in optuna.load_study(study_name="s", storage=f"sqlite:///{out / 'optuna.db'}").trials
                    if t.state == optuna.trial.TrialState.COMPLETE), key=lambda t: t.value)[:2]  # fmt: skip
     assert [v["overrides"]["d_lr"] for v in report["variants"][1:]] == [float(f"{t.params['d_lr']:.3g}") for t in best]
+
+
+@pytest.mark.slow
+def test_jobs_run_in_worker_processes_with_the_same_results(tmp_path):
+    write_mnist(tmp_path / "data")
+    one = invoke(*study_args(tmp_path / "data", tmp_path / "one", "--json"))
+    two = invoke(*study_args(tmp_path / "data", tmp_path / "two", "--json", "--jobs", "2"))
+    assert one.exit_code == 0 and two.exit_code == 0, two.output
+    assert [v["values"] for v in json.loads(one.stdout)["variants"]] == [v["values"] for v in json.loads(two.stdout)["variants"]]

@@ -19,7 +19,7 @@ NOT_PASSED = {"out", "seed", "resume", "dry_run", "quiet", "batch_per_gpu", "dis
 
 STUDY_OPTIONS = {
     "out": (Path, typer.Option("--out", help="The study folder: study.json, the search's database and every run (required).", metavar="DIR", rich_help_panel=STUDY_PANEL)),
-    "file": (Optional[Path], typer.Option("--file", help="A study file (TOML): name, arch, seeds, metric, [base], [vary], [[variant]], [search]; see docs/studies.md.", metavar="PATH", rich_help_panel=STUDY_PANEL)),
+    "file": (Optional[Path], typer.Option("--file", help="A study file (TOML): name, arch, seeds, metric, [base], [vary], [[variant]], [search]; see docs/comparing-recipes.md.", metavar="PATH", rich_help_panel=STUDY_PANEL)),
     "vary": (Optional[list[str]], typer.Option("--vary", help="FIELD=V1,V2,... (repeatable: a grid); the first variant is the baseline.", metavar="FIELD=VALUES", rich_help_panel=STUDY_PANEL)),
     "seeds": (Optional[int], typer.Option("--seeds", help="Seeds per variant (0..N-1); at least 2, default 3.", rich_help_panel=STUDY_PANEL)),
     "metric": (Optional[str], typer.Option("--metric", help="fid, kid, or any statistic metrics.jsonl logs (its final value); default g_loss.", metavar="NAME", rich_help_panel=STUDY_PANEL)),
