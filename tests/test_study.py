@@ -19,7 +19,8 @@ from scipy import stats as scipy_stats
 
 from ganctl.study import results, spec, stats
 from tests.formats import write_mnist
-from tests.helpers import invoke, one_line_error
+from ganctl.cli import app
+from tests.helpers import invoke, one_line_error, runner
 
 SEEDS = 3
 
@@ -100,6 +101,8 @@ def test_a_killed_study_continues_and_its_intervals_match_a_hand_computation(tmp
     assert more.stderr.count("trained") == 2 and [v["n"] for v in json.loads(more.stdout)["variants"]] == [4, 4]
     listing = invoke("runs", "--root", out, "--json")
     assert {r["study"] for r in json.loads(listing.stdout)} == {"study"}
+    table = runner.invoke(app, ["runs", "--root", str(out)], env={"COLUMNS": "80"})
+    assert "a a run of the study study" in table.stdout and table.stdout.count("\na ") >= 8
 
 
 def write_study(folder: Path, **changes) -> bytes:
