@@ -174,8 +174,7 @@ def test_statistics_of_equal_seeds_and_of_two_values():
     assert s.ci95 == pytest.approx((2 - 12.706204736 * 1.0, 2 + 12.706204736 * 1.0))
 
 
-@pytest.mark.parametrize("width", [80, 100])
-def test_the_table_fits_the_terminal(width):
+def made_up_result(folder: Path) -> results.StudyResult:
     study = spec.Study("s", "cifar-dcgan", {}, [{"d_lr": 0.0002, "g_lr": 0.0002}, {"d_lr": 0.0004, "g_lr": 0.0001}], 5, "fid")
     values = [{k: 123.456789 + k * 7.123 for k in range(5)}, {k: 98.7654321 + k * 3.21 for k in range(5)}]
     variants = []
@@ -183,8 +182,15 @@ def test_the_table_fits_the_terminal(width):
         ordered = list(values[i].values())
         diff = stats.compare(ordered, list(values[0].values())) if i else None
         variants.append(results.VariantResult(spec.variant_name(overrides), overrides, values[i], stats.summarize(ordered), diff))
+    return results.StudyResult(study, folder, variants, [])
+
+
+@pytest.mark.parametrize("width", [80, 100])
+def test_the_table_fits_the_terminal(width):
+    result = made_up_result(Path("s"))
+    variants = result.variants
     console = Console(width=width, file=io.StringIO(), record=True)
-    console.print(results.table(results.StudyResult(study, Path("s"), variants, [])))
+    console.print(results.table(result))
     text = console.export_text()
     assert all(len(line) <= width for line in text.splitlines())
     mean = f"{variants[1].summary.mean:.4g}"
@@ -269,3 +275,11 @@ def test_jobs_run_in_worker_processes_with_the_same_results(tmp_path):
     two = invoke(*study_args(tmp_path / "data", tmp_path / "two", "--json", "--jobs", "2"))
     assert one.exit_code == 0 and two.exit_code == 0, two.output
     assert [v["values"] for v in json.loads(one.stdout)["variants"]] == [v["values"] for v in json.loads(two.stdout)["variants"]]
+
+
+def test_the_plot_is_a_png_in_the_study_folder(tmp_path):
+    pytest.importorskip("matplotlib")
+    from ganctl.study.plot import write_plot
+
+    path = write_plot(made_up_result(tmp_path))
+    assert path == tmp_path / "study-fid.png" and path.read_bytes().startswith(b"\x89PNG")

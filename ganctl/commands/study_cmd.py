@@ -28,10 +28,11 @@ STUDY_OPTIONS = {
     "trials": (int, typer.Option("--trials", help="Trials this process runs (default 10).", rich_help_panel=SEARCH_PANEL)),
     "storage": (Optional[str], typer.Option("--storage", help="Optuna database URL (default: sqlite in the study folder); share it to run workers on several machines.", metavar="URL", rich_help_panel=SEARCH_PANEL)),
     "worker": (bool, typer.Option("--worker", help="Only run trials of the search (no re-runs over seeds, no table): start one per process or machine.", rich_help_panel=SEARCH_PANEL)),
+    "plot": (bool, typer.Option("--plot", help="Also draw study-<metric>.png in the study folder: each variant's seeds, mean and 95% interval (pip install 'ganctl[report]').", rich_help_panel=OUTPUT_PANEL)),
     "as_json": (bool, typer.Option("--json", help="Print the result as one JSON object.", rich_help_panel=OUTPUT_PANEL)),
     "quiet_study": (bool, typer.Option("--quiet", "-q", help="No progress lines.", rich_help_panel=OUTPUT_PANEL)),
 }  # fmt: skip
-DEFAULTS = {"out": ..., "jobs": 1, "trials": 10, "worker": False, "as_json": False, "quiet_study": False}
+DEFAULTS = {"out": ..., "jobs": 1, "trials": 10, "worker": False, "plot": False, "as_json": False, "quiet_study": False}
 
 
 def _signature(command):
@@ -72,6 +73,10 @@ def study_command(**values: Any) -> None:
 
         search.check_request(values["search"], study, values["trials"], values["storage"], folder)
     runner.check_study(study, folder)  # every variant's values, before anything is written
+    if values["plot"]:
+        from ganctl.study.plot import require_matplotlib
+
+        require_matplotlib()
     recorded = spec.merge_into_folder(study, folder)
     say = (lambda m: None) if values["quiet_study"] else (lambda m: err.print(m, markup=False, soft_wrap=True))
     if values["search"] is not None or values["worker"]:
@@ -85,6 +90,10 @@ def study_command(**values: Any) -> None:
     tasks = runner.plan(recorded, folder, variants, seeds)
     runner.execute(recorded, tasks, values["jobs"], say)
     result = results.collect(recorded, folder, tasks, variants)
+    if values["plot"]:
+        from ganctl.study.plot import write_plot
+
+        say(f"plot: {write_plot(result)}")
     if values["as_json"]:
         print_json(result.to_json())
         return

@@ -6,4 +6,5 @@ runner.py   every (variant, seed) as an ordinary training run in the study folde
 stats.py    mean, standard deviation, t intervals and Welch's test over seeds (SciPy)
 results.py  the metric of each run, read through the run folder's owner; the table and JSON
 search.py   the Optuna search (TPE over declared ranges, median pruning), an extra
+plot.py     the study-<metric>.png plot (matplotlib)
 """
