@@ -52,19 +52,20 @@ def test_a_killed_study_continues_and_its_intervals_match_a_hand_computation(tmp
     args = study_args(tmp_path / "data", out)
     runs = [out / f"d_lr={lr}-seed{seed}" for lr in ("0.0002", "0.0004") for seed in range(SEEDS)]
 
-    # the study in its own process, killed (SIGKILL: no goodbye) once two runs are finished
-    process = subprocess.Popen([sys.executable, "-m", "ganctl", *args, "--quiet"], env={**os.environ, "OMP_NUM_THREADS": "1"})
+    # the study with 2 seeds in its own process, killed (SIGKILL: no goodbye) once two runs are finished
+    first = [a if a != str(SEEDS) else "2" for a in args]
+    process = subprocess.Popen([sys.executable, "-m", "ganctl", *first, "--quiet"], env={**os.environ, "OMP_NUM_THREADS": "1"})
     deadline = time.monotonic() + 120
     while sum(spec_state(r) == "keep" for r in runs if (r / "config.json").is_file()) < 2:
         assert process.poll() is None and time.monotonic() < deadline, "the study ended or stalled before the kill"
-        time.sleep(0.1)
+        time.sleep(0.05)
     process.send_signal(signal.SIGKILL)
     process.wait()
     kept = {r: ((r / "metrics.jsonl").read_bytes(), (r / "generator.safetensors").stat().st_mtime_ns) for r in runs
             if (r / "config.json").is_file() and spec_state(r) == "keep"}  # fmt: skip
-    assert len(kept) >= 2
+    assert len(kept) >= 2 and not any(r.name.endswith("seed2") for r in kept)
 
-    result = invoke(*args, "--json")
+    result = invoke(*args, "--json")  # the same study with a third seed: continued, and the new seed added
     assert result.exit_code == 0, result.output
     ran = [line for line in result.stderr.splitlines() if line.endswith(" s") and ("trained" in line or "resumed" in line)]
     assert len(ran) == len(runs) - len(kept)  # nothing run twice
@@ -93,16 +94,14 @@ def test_a_killed_study_continues_and_its_intervals_match_a_hand_computation(tmp
         config = json.loads((out / f"d_lr=0.0004-seed{seed}" / "config.json").read_text())
         assert (config["seed"], config["recipe"]["d_lr"], config["study"]) == (seed, 0.0004, "study")
 
-    # once more: nothing left to run; one more seed runs only the new seed's two runs
+    # once more: nothing left to run
     again = invoke(*args, "--json")
     assert again.exit_code == 0 and "trained" not in again.stderr and json.loads(again.stdout) == report
-    more = invoke(*[a if a != str(SEEDS) else "4" for a in args], "--json")
-    assert more.exit_code == 0, more.output
-    assert more.stderr.count("trained") == 2 and [v["n"] for v in json.loads(more.stdout)["variants"]] == [4, 4]
     listing = invoke("runs", "--root", out, "--json")
     assert {r["study"] for r in json.loads(listing.stdout)} == {"study"}
     table = runner.invoke(app, ["runs", "--root", str(out)], env={"COLUMNS": "80"})
-    assert "a a run of the study study" in table.stdout and table.stdout.count("\na ") >= 8
+    assert "a a run of the study study" in table.stdout
+    assert sum(line.startswith("a  d_lr=") for line in table.stdout.splitlines()) == len(runs)
 
 
 def write_study(folder: Path, **changes) -> bytes:
