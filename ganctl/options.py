@@ -257,7 +257,7 @@ OPTIONS: tuple[OptionSpec, ...] = (
 # Fields that have no row: not options, nor checked here.
 NOT_OPTIONS = {
     "recipe": {"pixel_range", "adam_eps"},  # the architecture's; from Python only
-    "run": {"recipe"},  # the Recipe itself
+    "run": {"recipe", "study"},  # the Recipe itself; the study that made the run (ganctl study sets it)
 }
 
 COMMAND_LINE = tuple(o for o in OPTIONS if o.on_command_line)

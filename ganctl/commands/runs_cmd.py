@@ -19,7 +19,7 @@ def runs_command(
 ) -> None:
     """List the runs: architecture, dataset, loss, steps done of planned, state, best FID, size, last change.
 
-    State: finished (generator.safetensors written and every planned step done), running (a training holds the folder's lock) or interrupted. The latest run (runs/LATEST) is marked *.
+    State: finished (generator.safetensors written and every planned step done), running (a training holds the folder's lock) or interrupted. The latest run (runs/LATEST) is marked *; the runs of a study (`ganctl study`) a, b... as the notes below the table say.
 
     Example: ganctl runs --root runs/
     """
@@ -38,12 +38,21 @@ def runs_command(
     if not summaries:
         out.print(f"No runs under {folder}/; train one with `ganctl train`.", markup=False, soft_wrap=True)
         return
-    out.print(_table(summaries, runinfo.human_size))
+    marks = study_marks(summaries)
+    out.print(_table(summaries, runinfo.human_size, marks))
     if any(s.latest for s in summaries):
         out.print("* the latest run (runs/LATEST)", markup=False, style="dim")
+    for study, mark in marks.items():
+        out.print(f"{mark} a run of the study {study}", markup=False, style="dim", soft_wrap=True)
 
 
-def _table(summaries, human_size):
+def study_marks(summaries) -> dict[str, str]:
+    """A letter for each study the runs belong to (a, b, ...): a mark, not a column, keeps the table narrow."""
+    names = sorted({s.study for s in summaries if s.study})
+    return {name: chr(ord("a") + i) if i < 26 else str(i) for i, name in enumerate(names)}
+
+
+def _table(summaries, human_size, marks):
     from rich.table import Table
     from rich.text import Text
 
@@ -59,7 +68,7 @@ def _table(summaries, human_size):
         best = "" if s.best_fid is None else f"{s.best_fid:.2f} @ {s.best_step:,}"
         # Text(...) cells: names come from the disk and are shown literally, never as markup
         table.add_row(
-            Text("*" if s.latest else ""), Text(s.name, style="bold"), Text(s.arch or "?"), Text(s.dataset or "?"),
+            Text(("*" if s.latest else "") + marks.get(s.study or "", "")), Text(s.name, style="bold"), Text(s.arch or "?"), Text(s.dataset or "?"),
             Text(s.loss or "?"), Text(f"{s.steps_done:,}/{planned}"), Text(s.state, style=state_style.get(s.state, "")),
             Text(best), Text(human_size(s.size_bytes)), Text(time.strftime("%Y-%m-%d %H:%M", time.localtime(s.modified)), style="dim"),
         )  # fmt: skip

@@ -102,6 +102,7 @@ class RunSummary:
     latest: bool
     skipped_lines: int = 0
     problem: str | None = None  # why the state is "unreadable"
+    study: str | None = None  # the study (`ganctl study`) the run is part of
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -120,6 +121,7 @@ class RunSummary:
             "modified": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(self.modified)),
             "latest": self.latest,
             "skipped_lines": self.skipped_lines,
+            "study": self.study,
             **({"problem": self.problem} if self.problem else {}),
         }
 
@@ -202,7 +204,7 @@ def summarize(run_dir: Path, latest: Path | None = None) -> RunSummary:
         loss=_text(recipe.get("loss")), steps_done=p.done, steps_planned=p.planned, planned_exact=p.planned_exact,
         state=run_state(run_dir, p.done, p.planned), best_fid=best["fid"] if best else None,
         best_step=best["step"] if best else None, size_bytes=size, modified=modified, latest=is_latest,
-        skipped_lines=metrics.skipped,
+        skipped_lines=metrics.skipped, study=_text(config.get("study")),
     )  # fmt: skip
 
 

@@ -43,6 +43,7 @@ class TrainConfig:
     inception: str | None = None  # FID Inception weights file; None: $GANCTL_INCEPTION_WEIGHTS or the cache
     download: bool = True
     tensorboard: bool = False  # TensorBoard event files in RUN/tb/ (needs the tensorboard package)
+    study: str | None = None  # the study (`ganctl study`) this run is part of; None: a run of its own
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
