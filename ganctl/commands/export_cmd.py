@@ -31,9 +31,9 @@ def export_command(
 
     Examples:
 
-    ganctl export --weights runs/cifar-dcgan-1 --format onnx --out generator.onnx
+    ganctl export --weights runs/my-run --format onnx --out g.onnx
 
-    ganctl export --weights generator.safetensors --format hf --out my-gan --license mit
+    ganctl export --weights g.safetensors --format hf --out my-gan
     """
     from ganctl import outputs
     from ganctl.interop import hf_folder

@@ -33,7 +33,7 @@ def import_command(
 
     Example:
 
-    ganctl import generator_model_200.h5 --arch cifar-dcgan --out generator.safetensors
+    ganctl import generator_model_200.h5 --arch cifar-dcgan
     """
     from ganctl import outputs
     from ganctl.interop.keras_import import IMPORTABLE

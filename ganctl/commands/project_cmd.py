@@ -42,7 +42,7 @@ def project_command(
 
     Example:
 
-    ganctl project face1.png face2.png --weights runs/LATEST --steps 500 --gif
+    ganctl project a.png b.png --weights g.safetensors --gif
     """
     from ganctl.latent.perceptual import CHOICES
 
