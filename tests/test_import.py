@@ -80,6 +80,9 @@ def test_import_refuses_wrong_architecture_shapes_and_files_in_one_line(tmp_path
         f.create_dataset("x", data=np.zeros(3))
     one_line_error(invoke("import", tmp_path / "plain.h5", "--arch", "mnist-dcgan", *out), "not a Keras")
     one_line_error(invoke("import", tmp_path / "missing.h5", "--arch", "mnist-dcgan", *out), "does not exist")
+    with h5py.File(tmp_path / "mnist.h5", "a") as f:  # a layer whose listed array is missing
+        del f["model_weights/dense/dense/kernel:0"]
+    one_line_error(invoke("import", tmp_path / "mnist.h5", "--arch", "mnist-dcgan", *out), "damaged Keras file")
     assert not (tmp_path / "g.safetensors").exists()
 
 

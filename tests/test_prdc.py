@@ -43,6 +43,7 @@ def test_blocks_do_not_change_the_result(monkeypatch):
     assert prdc(real, fake) == whole
 
 
+@pytest.mark.slow  # importing prdc imports scikit-learn (~3 s)
 def test_agrees_with_the_published_prdc_package():
     published = pytest.importorskip("prdc")
     rng = np.random.default_rng(2)

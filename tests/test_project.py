@@ -46,7 +46,7 @@ def test_projection_finds_the_generators_own_image_and_its_latents_reproduce_it(
     g = _varied_generator(tmp_path / "g.safetensors")
     assert invoke("sample", "--weights", g, "--n", "2", "--seed", "3", "--individual", tmp_path / "own").exit_code == 0
     targets = [tmp_path / "own" / "000000.png", tmp_path / "own" / "000001.png"]
-    result = invoke("project", *targets, "--weights", g, "--distance", "pixel", "--steps", "50", "--gif", "--out", tmp_path / "p")
+    result = invoke("project", *targets, "--weights", g, "--distance", "pixel", "--steps", "40", "--gif", "--out", tmp_path / "p")
     assert result.exit_code == 0, result.output
     report = json.loads((tmp_path / "p" / "projection.json").read_text())
     for entry in report["images"]:

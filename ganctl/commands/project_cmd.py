@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from ganctl.commands.common import (
-    DeviceOption, ForceOption, QuietOption, check_at_least, err, handles_errors, out, writing_outputs,
+    DeviceOption, ForceOption, QuietOption, check_at_least, check_numbers, err, handles_errors, out, writing_outputs,
 )
 from ganctl.errors import GanctlError
 
@@ -46,6 +46,7 @@ def project_command(
     """
     from ganctl.latent.perceptual import CHOICES
 
+    check_numbers({"steps": steps, "seed": seed, "batch_size": batch_size, "pixel_weight": pixel_weight})
     check_at_least("--steps", steps)
     check_at_least("--batch-size", batch_size)
     if distance not in CHOICES:
@@ -84,7 +85,7 @@ def project_command(
             batch = from_uint8(targets[start : start + batch_size], info.pixel_range).to(torch_device)
             results.append(project(
                 generator, batch, info.pixel_range, info.latent_dim, chosen, steps=steps, pixel_weight=pixel_weight,
-                seed=seed + start, frame_every=max(1, steps // FRAMES) if gif else 0, on_step=lambda step: advance(len(batch)),
+                seed=(seed + start) % 2**64, frame_every=max(1, steps // FRAMES) if gif else 0, on_step=lambda step: advance(len(batch)),
             ))
     z = torch.cat([r.z for r in results])
     _write(out_dir, names, images, targets, z, results, generator, info, torch_device, chosen.name, gif, steps)

@@ -106,7 +106,9 @@ def model_card(source: Path, info, license_id: str) -> str:
     from ganctl.runfolder.layout import run_of_file
 
     dataset = info.extra.get("dataset") or ""
-    run = run_of_file(Path(source))
+    source = Path(source)
+    exported = source.name == MODEL_FILE and (source.parent / CONFIG_FILE).is_file()  # re-exported: no run beside it
+    run = None if exported else run_of_file(source)
     recipe = _recipe(run) if run is not None else None
     evaluations = _evaluations(run, info) if run is not None else []
     front = ["---", "library_name: ganctl", "pipeline_tag: unconditional-image-generation", f"license: {license_id}"]
@@ -176,11 +178,15 @@ def _training_lines(info, recipe: dict[str, Any] | None) -> list[str]:
 
 
 def _evaluation_lines(evaluations: list[dict[str, Any]]) -> list[str]:
+    from ganctl.runfolder.records import is_number
+
     lines = []
-    for record in evaluations:
+    for record in (r for r in evaluations if is_number(r.get("fid"))):
         kid = f", KID {record['kid_mean']:.5f}" if isinstance(record.get("kid_mean"), (int, float)) else ""
         lines.append(f"- step {record['step']}: FID {record['fid']:.3f}{kid}" + (" (best)" if record.get("best") else ""))
     protocol = next((r["protocol"] for r in reversed(evaluations) if r.get("protocol")), None)
+    if lines:
+        lines.insert(0, "Measured during training, of the generator at each step (the run's best and last evaluations):\n")
     if lines and protocol:
         lines += ["", "Protocol:", "", "```json", json.dumps(protocol, indent=2, sort_keys=True), "```"]
     return lines

@@ -70,7 +70,9 @@ def read_keras_layers(path: Path) -> list[KerasLayer]:
         with h5py.File(path, "r") as f:
             return _read_keras2(f, path)
     except OSError as exc:
-        raise GanctlError(f"{path} is neither a Keras HDF5 (.h5) file nor a .keras archive ({str(exc).splitlines()[0][:100]})") from None
+        raise GanctlError(f"{path} is neither a Keras HDF5 (.h5) file nor a .keras archive ({(str(exc).splitlines() or [''])[0][:100]})") from None
+    except (KeyError, ValueError, TypeError, AttributeError, zipfile.BadZipFile) as exc:  # a group where an array should be, a missing entry
+        raise GanctlError(f"{path} is a damaged Keras file ({type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:100]})") from None
 
 
 def _read_keras2(f, path: Path) -> list[KerasLayer]:
