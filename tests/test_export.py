@@ -10,10 +10,9 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from ganctl.errors import GanctlError
 from ganctl.interop import hf_folder
-from ganctl.interop.onnx_export import TOLERANCE, check_parity, export_onnx, onnx_metadata
-from ganctl.networks.weights import load_generator, read_info, save_generator
+from ganctl.interop.onnx_export import TOLERANCE, export_onnx, onnx_metadata
+from ganctl.networks.weights import load_generator, save_generator
 from ganctl.registry import ARCHITECTURES
 from tests.helpers import invoke, make_generator, one_line_error, read_safetensors
 
@@ -80,7 +79,7 @@ def test_export_command_writes_a_checked_model_with_the_files_description(tmp_pa
 
 
 def test_a_mismatch_is_an_error_not_a_warning(tmp_path, monkeypatch):
-    import ganctl.interop.onnx_export as onnx_export
+    from ganctl.interop import onnx_export
 
     make_generator(tmp_path / "g.safetensors", "mnist-dcgan")
     monkeypatch.setattr(onnx_export, "check_parity", lambda *a, **k: 0.5)

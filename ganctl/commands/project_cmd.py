@@ -83,9 +83,10 @@ def project_command(
     with _progress(len(images) * steps, quiet) as advance:
         for start in range(0, len(images), batch_size):
             batch = from_uint8(targets[start : start + batch_size], info.pixel_range).to(torch_device)
+            count = len(batch)
             results.append(project(
                 generator, batch, info.pixel_range, info.latent_dim, chosen, steps=steps, pixel_weight=pixel_weight,
-                seed=(seed + start) % 2**64, frame_every=max(1, steps // FRAMES) if gif else 0, on_step=lambda step: advance(len(batch)),
+                seed=(seed + start) % 2**64, frame_every=max(1, steps // FRAMES) if gif else 0, on_step=lambda step: advance(count),  # noqa: B023 (called within this iteration)
             ))
     z = torch.cat([r.z for r in results])
     _write(out_dir, names, images, targets, z, results, generator, info, torch_device, chosen.name, gif, steps)
@@ -104,7 +105,7 @@ def _write(out_dir, names, images, targets, z, results, generator, info, device,
     from ganctl.data.images import grid_picture, save_animation, save_png, to_uint8, write_individual
     from ganctl.fileio import atomic_write_bytes
     from ganctl.latent.latents import save_latents
-    from ganctl.latent.sampling import generate, generate_all
+    from ganctl.latent.sampling import generate_all
 
     # the reconstructions through sample's own path: `sample --z-file` gives these very pixels
     reconstructions = generate_all(generator, z, info.pixel_range, device=device)
