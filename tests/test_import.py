@@ -111,3 +111,12 @@ def test_against_keras_itself(tmp_path):
     expected = model.predict(z, verbose=0).transpose(0, 3, 1, 2)  # NHWC -> NCHW
     with torch.no_grad():
         np.testing.assert_allclose(imported(torch.from_numpy(z)).numpy(), expected, atol=1e-5, rtol=0)
+
+
+def test_without_h5py_the_command_says_what_to_install(tmp_path, monkeypatch):
+    import sys
+
+    write_keras2_h5(tmp_path / "g.h5", keras_layers_of(_trained_like("mnist-dcgan")))
+    monkeypatch.setitem(sys.modules, "h5py", None)  # as if not installed
+    result = invoke("import", tmp_path / "g.h5", "--arch", "mnist-dcgan", "--out", tmp_path / "g.safetensors")
+    one_line_error(result, "h5py", "pip install 'ganctl[keras-import]'")
