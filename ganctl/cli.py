@@ -12,7 +12,10 @@ from typing import Annotated, Optional
 import typer
 
 from ganctl import __version__
-from ganctl.commands import bench, eval_cmd, inspect_arch, latent_arith, latent_walk, list_cmd, report_cmd, runs_cmd, sample, study_cmd, train
+from ganctl.commands import (
+    bench, eval_cmd, export_cmd, import_cmd, inspect_arch, latent_arith, latent_walk, list_cmd, project_cmd, report_cmd,
+    runs_cmd, sample, study_cmd, train,
+)
 
 # What --help shows after an option that takes a value: a word that says what to give,
 # instead of Typer's Python type labels (<int>, <list[str]>...); flags show none.
@@ -96,6 +99,9 @@ app.command("sample")(sample.sample_command)
 app.command("latent-walk")(latent_walk.latent_walk_command)
 app.command("latent-arith")(latent_arith.latent_arith_command)
 app.command("eval")(eval_cmd.eval_command)
+app.command("export")(export_cmd.export_command)
+app.command("import")(import_cmd.import_command)
+app.command("project")(project_cmd.project_command)
 app.command("runs")(runs_cmd.runs_command)
 app.command("report")(report_cmd.report_command)
 app.command("study")(study_cmd.study_command)

@@ -36,6 +36,7 @@ def eval_command(
     kid: Annotated[bool, typer.Option("--kid/--no-kid", help="Kernel Inception Distance (100 subsets of up to 1,000).", rich_help_panel=METRICS)] = True,
     inception_score: Annotated[bool, typer.Option("--is", help="Also the Inception Score (needs weights with the real classifier).", rich_help_panel=METRICS)] = False,
     per_class: Annotated[bool, typer.Option("--per-class", help="A class-conditional generator's intra-class FID too: the FID within each class against the reference's images of that class, and their mean.", rich_help_panel=METRICS)] = False,
+    prdc: Annotated[bool, typer.Option("--prdc", help="Also precision, recall, density and coverage (k = 5, up to 10,000 images a side): fidelity and diversity apart.", rich_help_panel=METRICS)] = False,
     allow_small_n: Annotated[bool, typer.Option("--allow-small-n", help="Compute FID below 2,048 images anyway (singular covariance, biased; for smoke tests).", rich_help_panel=METRICS)] = False,
     seed: Annotated[int, typer.Option(help="Seed of the latents and of KID's subsets.", rich_help_panel=METRICS)] = 0,
     fid_method: Annotated[str, typer.Option(help="Matrix square root: sqrtm (scipy, the standard) or eigh (same value to ~1e-9, several times faster).", rich_help_panel=METRICS)] = "sqrtm",
@@ -65,7 +66,7 @@ def eval_command(
 
     ganctl eval --real cifar10 --fake cifar10 --fake-split test --n 10000
     """
-    _check_options(weights, fake, n, real_n, image_size, channels, fid, kid, inception_score, allow_small_n, fid_method, batch_size, save_images)
+    _check_options(weights, fake, n, real_n, image_size, channels, fid, kid, inception_score or prdc, allow_small_n, fid_method, batch_size, save_images)
     if per_class and fake is not None:
         raise GanctlError("--per-class measures a class-conditional generator; with --fake there is none")
     from ganctl import outputs
@@ -82,7 +83,7 @@ def eval_command(
         n=n, real_n=real_n, image_size=image_size, channels=channels, fid=fid, kid=kid, inception_score=inception_score,
         allow_small_n=allow_small_n, seed=seed, fid_method=fid_method, save_images=save_images, force=force,
         batch_size=batch_size, compile=compile, data_dir=data_dir, download=not no_download, inception=inception, cache=cache,
-        per_class=per_class,
+        per_class=per_class, prdc=prdc,
     )  # fmt: skip
     note = (lambda message: None) if quiet else (lambda message: err.print(message, markup=False, soft_wrap=True))
     result = run_eval(request, progress=no_progress if quiet or not err.is_terminal else _rich_progress, log=note)
@@ -117,7 +118,7 @@ def _check_options(weights, fake, n, real_n, image_size, channels, fid, kid, inc
     if channels is not None and channels not in (1, 3):
         raise GanctlError(f"--channels must be 1 or 3, not {channels}")
     if not (fid or kid or inception_score):
-        raise GanctlError("--no-fid and --no-kid leave nothing to compute")
+        raise GanctlError("--no-fid and --no-kid leave nothing to compute (add --is or --prdc)")
 
 
 def _rich_progress(label: str, total: int):
@@ -149,6 +150,11 @@ def _print_result(result: dict[str, Any]) -> None:
     if "intra_fid" in result:
         per_class = ", ".join(f"{name} {value:.2f}" for name, value in result["fid_per_class"].items())
         lines.append(f"Intra-class FID  {result['intra_fid']:.4f} (mean of: {per_class})")
+    if "precision" in result:
+        lines.append(
+            f"Precision {result['precision']:.4f}  Recall {result['recall']:.4f}  "
+            f"Density {result['density']:.4f}  Coverage {result['coverage']:.4f}"
+        )
     for line in lines:
         out.print(line, markup=False)
     weights = p["inception"]
@@ -163,6 +169,8 @@ def _print_result(result: dict[str, Any]) -> None:
     )  # fmt: skip
     if p.get("kid"):
         out.print(f"KID: {p['kid']}.", markup=False, soft_wrap=True)
+    if p.get("prdc"):
+        out.print(f"Precision/recall/density/coverage: {p['prdc']}; higher is better (density about 1 when alike).", markup=False, soft_wrap=True)
     if "fid" in result or "kid_mean" in result:
         out.print(_meaning(result), markup=False, soft_wrap=True)
     out.print(_time_line(result), markup=False, soft_wrap=True)

@@ -51,6 +51,7 @@ class EvalRequest:
     inception: Path | None = None  # the Inception weights file
     cache: bool = True
     per_class: bool = False  # a conditional generator's intra-class FID too
+    prdc: bool = False  # precision, recall, density and coverage too
 
 
 def run_eval(request: EvalRequest, *, progress: Progress = no_progress, log: Log | None = None) -> dict[str, Any]:
@@ -134,6 +135,12 @@ def run_eval(request: EvalRequest, *, progress: Progress = no_progress, log: Log
             reference.features, reference_labels.numpy(), side.features, labels.numpy(), info.class_names,
             allow_small_n=r.allow_small_n, fid_method=r.fid_method,
         ))  # fmt: skip
+    if r.prdc:
+        from ganctl.metrics.prdc import prdc_of_sides
+
+        measured = prdc_of_sides(reference.features, side.features, seed=r.seed)
+        result["protocol"]["prdc"] = measured.pop("prdc_protocol")
+        result.update(measured)
     result["protocol"]["reference_source"] = _name(real_source, r.split)
     result["protocol"]["evaluated_source"] = str(source) if source is not None else _name(fake, r.fake_split)
     # the whole time, so that the parts printed add up to it: the reference pass (or reading

@@ -290,7 +290,7 @@ def run_of_file(file: Path) -> RunFolder | None:
 
 
 def find_generator(weights: Path | None) -> Path:
-    """The generator file meant by ``--weights`` (a file or a run folder), or the latest run's."""
+    """The generator file meant by ``--weights`` (a file, a run folder or an exported model folder), or the latest run's."""
     if weights is None:
         run = latest_run()
         if run is None:
@@ -301,7 +301,9 @@ def find_generator(weights: Path | None) -> Path:
         return generator_in(run)
     weights = Path(weights)
     if weights.is_dir():
-        return generator_in(weights)
+        from ganctl.interop.hf_folder import is_hf_folder, model_file_in  # an exported model folder
+
+        return model_file_in(weights) if is_hf_folder(weights) else generator_in(weights)
     if not weights.exists():
         raise GanctlError(f"{weights} does not exist")
     return weights
