@@ -9,6 +9,8 @@ run code. torchvision is used only to download, when allowed and the network is 
 
 from __future__ import annotations
 
+import functools
+
 import gzip
 import pickle
 import socket
@@ -320,8 +322,15 @@ LABEL_SIZE = 32  # px at which the dominant shape is measured: labels do not dep
 
 @register_dataset("synthetic", description="procedural circles, squares and triangles in bright colours; no download", class_names=SHAPES)
 def synthetic(request: DatasetRequest) -> LabelledImages:
-    n, seed = SYNTHETIC_SIZES[request.split], SYNTHETIC_SEEDS[request.split]
-    return LabelledImages(draw_shapes(n, request.image_size, request.channels, seed=seed), dominant_shapes(n, seed=seed), SHAPES)
+    images, labels = _synthetic(request.split, request.image_size, request.channels)
+    return LabelledImages(images.copy(), labels.copy(), SHAPES)  # copies: the cached arrays stay as drawn
+
+
+@functools.lru_cache(maxsize=4)
+def _synthetic(split: str, size: int, channels: int) -> tuple[np.ndarray, np.ndarray]:
+    """The split's scenes, drawn once per process and size (drawing 10,000 takes seconds)."""
+    n, seed = SYNTHETIC_SIZES[split], SYNTHETIC_SEEDS[split]
+    return draw_shapes(n, size, channels, seed=seed), dominant_shapes(n, seed=seed)
 
 
 def dominant_shapes(n: int, *, seed: int) -> np.ndarray:
