@@ -12,7 +12,7 @@ from typing import Annotated, Optional
 import typer
 
 from ganctl import __version__
-from ganctl.commands import bench, eval_cmd, inspect_arch, latent_arith, latent_walk, list_cmd, report_cmd, runs_cmd, sample, train
+from ganctl.commands import bench, doctor, eval_cmd, inspect_arch, latent_arith, latent_walk, list_cmd, report_cmd, runs_cmd, sample, train
 
 # What --help shows after an option that takes a value: a word that says what to give,
 # instead of Typer's Python type labels (<int>, <list[str]>...); flags show none.
@@ -98,6 +98,7 @@ app.command("latent-arith")(latent_arith.latent_arith_command)
 app.command("eval")(eval_cmd.eval_command)
 app.command("runs")(runs_cmd.runs_command)
 app.command("report")(report_cmd.report_command)
+app.command("doctor")(doctor.doctor_command)
 
 
 def main() -> None:

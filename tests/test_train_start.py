@@ -17,7 +17,11 @@ from tests.helpers import train
 TINY = ["--arch", "mnist-dcgan", "--dataset", "synthetic", "--limit", "32", "--batch-size", "16"]
 
 
-def test_the_start_is_a_few_lines_a_newcomer_can_read_and_a_finished_run_says_so(tmp_path):
+def test_the_start_is_a_few_lines_a_newcomer_can_read_and_a_finished_run_says_so(tmp_path, monkeypatch):
+    from ganctl import install_check
+
+    broken = "torchvision 9.9 does not work with torch 2.99 (its operators do not load: x); install the one made for it"
+    monkeypatch.setattr(install_check, "torchvision_problem", lambda: broken)
     run = tmp_path / "run"
     result = train("--arch", "sngan-upconv-small", "--dataset", "synthetic", "--limit", "48", "--batch-size", "16",
                    "--conditional", "--max-steps", "1", "--lr", "0.001", "--out", run)  # fmt: skip
@@ -33,6 +37,7 @@ def test_the_start_is_a_few_lines_a_newcomer_can_read_and_a_finished_run_says_so
     assert f"Run folder: {run}" in text and f"ganctl train --resume --out {run}" in text
     for raw in ("ema_rampup", "stream_data", "None"):  # no raw field names
         assert raw not in text
+    assert result.stderr.count(f"warning: {broken}") == 1  # a broken torchvision: one line naming the fix, first
 
     again = train("--resume", "--out", run, "--quiet")
     assert again.exit_code == 0, again.output

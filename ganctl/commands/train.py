@@ -83,6 +83,11 @@ def train_command(**values: Any) -> None:
         )
         shared = processes.share_json(None if resolved is None else {"config": resolved[0].to_dict(), "resume": resolved[1]})
         config, resume = resolved if processes.is_writer else (TrainConfig.from_dict(shared["config"]), shared["resume"])
+        if processes.is_writer and not values["dry_run"]:
+            from ganctl.install_check import warn_if_torchvision_broken
+
+            # a broken pair fails later in the CIFAR-10/MNIST loaders or FID: name the fix first
+            warn_if_torchvision_broken(lambda line: err.print(line, markup=False, soft_wrap=True))
         if values["dry_run"]:  # nothing is loaded or created: the table says so of the run folder
             if processes.is_writer:
                 _print_config(config, run_dir_note=" (not created: --dry-run)")
