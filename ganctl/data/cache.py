@@ -100,8 +100,10 @@ def cached_folder(folder: Path, image_size: int, channels: int, *, cache_dir: Pa
     from ganctl.data import _read_square, image_files
     from ganctl.metrics.reference import _folder_fingerprint
 
+    if not Path(folder).exists():
+        raise GanctlError(f"folder {folder} does not exist")
     if not Path(folder).is_dir():
-        raise GanctlError(f"{folder} is not a folder of images")
+        raise GanctlError(f"{folder} is a file, not a folder of images")
     spec = {"folder": _folder_fingerprint(Path(folder)), "image_size": image_size, "channels": channels, "limit": limit}
     key = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:20]
     path = Path(cache_dir or default_cache_dir()) / f"folder-{image_size}px{channels}c-{key}.safetensors"
