@@ -48,7 +48,8 @@ _meaningful_metavars()
 app = typer.Typer(
     name="ganctl",
     help="Train, sample and inspect GANs: the classic DCGAN recipes by name, one trainer, safetensors weights.\n\n"
-    "Example: ganctl train --arch cifar-dcgan --epochs 200",
+    "Example: ganctl train --arch cifar-dcgan --epochs 200\n\n"
+    "New here? `ganctl doctor` checks the install; the terms (FID, EMA, kimg, bf16, hinge...) are in docs/glossary.md.",
     no_args_is_help=True,
     add_completion=False,
     context_settings={"help_option_names": ["-h", "--help"]},

@@ -102,7 +102,7 @@ def test_resnet_blocks_change_size_as_named():
 def test_the_demo_recipe_needs_no_download_and_keeps_to_its_budget():
     r = ARCHITECTURES.get("sngan-upconv-small").obj.recipe
     assert r.dataset == "synthetic" and r.ema_kimg is not None and r.spectral_norm == "d"
-    assert r.d_input_scale == 8.0  # the third screening round's finding (docs/recipes.md)
+    assert r.d_input_scale == 8.0  # what helped most (docs/research/demo-recipe.md)
     assert r.epochs * (10_000 // r.batch_size) == 1_872  # the iterations docs/recipes.md timed
 
 

@@ -46,6 +46,8 @@ def _with_options(command: Callable[..., None]) -> Callable[..., None]:
 def train_command(**values: Any) -> None:
     """Train a GAN with its architecture's recipe; any recipe value can be overridden.
 
+    The terms (EMA, kimg, bf16, hinge, spectral norm, DiffAugment, R1...) are explained in docs/glossary.md.
+
     Examples (the first run; a tutorial's recipe; FID every 10 epochs; stabilisers):
 
     ganctl train --arch sngan-upconv-small
