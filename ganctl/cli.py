@@ -13,7 +13,7 @@ import typer
 
 from ganctl import __version__
 from ganctl.commands import (
-    bench, eval_cmd, export_cmd, import_cmd, inspect_arch, latent_arith, latent_walk, list_cmd, project_cmd, report_cmd,
+    bench, doctor, eval_cmd, export_cmd, import_cmd, inspect_arch, latent_arith, latent_walk, list_cmd, project_cmd, report_cmd,
     runs_cmd, sample, study_cmd, train,
 )
 
@@ -51,7 +51,8 @@ _meaningful_metavars()
 app = typer.Typer(
     name="ganctl",
     help="Train, sample and inspect GANs: the classic DCGAN recipes by name, one trainer, safetensors weights.\n\n"
-    "Example: ganctl train --arch cifar-dcgan --epochs 200",
+    "Example: ganctl train --arch cifar-dcgan --epochs 200\n\n"
+    "New here? `ganctl doctor` checks the install; the terms (FID, EMA, kimg, bf16, hinge...) are in docs/glossary.md.",
     no_args_is_help=True,
     add_completion=False,
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -105,6 +106,7 @@ app.command("project")(project_cmd.project_command)
 app.command("runs")(runs_cmd.runs_command)
 app.command("report")(report_cmd.report_command)
 app.command("study")(study_cmd.study_command)
+app.command("doctor")(doctor.doctor_command)
 
 
 def main() -> None:

@@ -14,6 +14,7 @@ class GanctlError(Exception):
     """An error whose message is meant for the user, as one line."""
 
     exit_code = 2
+    is_error = True  # False: news the CLI prints plainly, without "Error:" (a run stopped by Ctrl-C)
 
 
 class UnknownNameError(GanctlError, KeyError):

@@ -229,7 +229,9 @@ OPTIONS: tuple[OptionSpec, ...] = (
     C("tensorboard", "--tensorboard/--no-tensorboard", help="Also write TensorBoard event files to RUN/tb/ (pip install 'ganctl[tensorboard]').", panel=RUN, type=bool, resumable=True),
     # --dry-run: print the configuration instead of training
     S("--dry-run/--no-dry-run", help="Print the resolved configuration and exit.", panel=RUN, type=bool, default=False),
-    C("quiet", "--quiet", "-q", help="No progress bar or configuration table.", panel=RUN, type=bool, default=False, flag_value=True, resumable=True),
+    # --verbose: the full resolved configuration before the first step (it is always in RUN/config.json)
+    S("--verbose", help="Print every resolved setting before training, not the short start (all are in RUN/config.json).", panel=RUN, type=bool, default=False),
+    C("quiet", "--quiet", "-q", help="No start lines or progress bar.", panel=RUN, type=bool, default=False, flag_value=True, resumable=True),
     # evaluation
     C("eval_every", "--eval-every", help="Measure FID and KID every N epochs (ticks with --kimg) and at the end; keep the best generator as best.safetensors.", panel=EVAL, type=int, resumable=True, check=N),
     # --eval-n may not change on resume: figures of different sample counts do not compare

@@ -54,3 +54,9 @@ def _check_can_create(path: Path) -> None:
         raise GanctlError(f"cannot write under {path}: {ancestor} is a file, not a folder")
     if not os.access(ancestor, os.W_OK | os.X_OK):
         raise GanctlError(f"cannot write under {path}: the folder {ancestor} is not writable")
+
+
+def individual_names(n: int) -> list[str]:
+    """``000000.png``, ``000001.png``...: six digits, more when ``n`` needs them, so names sort."""
+    digits = max(6, len(str(n - 1)))
+    return [f"{i:0{digits}d}.png" for i in range(n)]

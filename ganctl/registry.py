@@ -39,8 +39,9 @@ class Entry(Generic[T]):
 class Registry(Generic[T]):
     """One kind of named thing ("architecture", "loss", "dataset")."""
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, *, other_forms: tuple[str, ...] = ()) -> None:
         self.kind = kind
+        self.other_forms = other_forms  # spellings that are no registered name (folder:PATH), listed with the names
         self._entries: dict[str, Entry[T]] = {}
 
     def add(self, name: str, obj: T, description: str, source: PluginSource) -> None:
@@ -79,7 +80,7 @@ class Registry(Generic[T]):
         if close:
             hint = "did you mean " + " or ".join(f"'{c}'" for c in close) + "?"
         elif self._entries:
-            hint = "known: " + ", ".join(sorted(self._entries))
+            hint = "known: " + ", ".join([*sorted(self._entries), *self.other_forms])
         else:
             hint = f"no {self.kind} is registered (are the plugins installed?)"
         return f"unknown {self.kind} '{name}'; {hint}"
@@ -194,7 +195,7 @@ def _takes(function: Callable[..., Any], name: str) -> bool:
 ARCHITECTURES: Registry[Architecture] = Registry("architecture")
 LOSSES: Registry[Any] = Registry("loss")
 REGULARIZERS: Registry[Any] = Registry("regularizer")
-DATASETS: Registry[Any] = Registry("dataset")
+DATASETS: Registry[Any] = Registry("dataset", other_forms=("folder:PATH (a folder of images)",))
 
 
 def _source_for(obj: Any) -> PluginSource:

@@ -357,8 +357,10 @@ def test_image_folder_without_readable_images_is_an_error(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(GanctlError, match="no readable images in .*empty"):
         load(f"folder:{tmp_path / 'empty'}", None)
-    with pytest.raises(GanctlError, match="is not a folder"):
+    with pytest.raises(GanctlError, match="folder .*nope does not exist"):
         load(f"folder:{tmp_path / 'nope'}", None)
+    with pytest.raises(GanctlError, match="x.png is a file, not a folder of images"):
+        load(f"folder:{tmp_path / 'bad' / 'x.png'}", None)
 
 
 # ----------------------------------------------------------------------------------------

@@ -180,9 +180,9 @@ def test_ctrl_c_under_torchrun_saves_one_checkpoint_together_and_says_so_once(tm
     os.killpg(launcher.pid, signal.SIGINT)  # Ctrl-C in a terminal reaches torchrun and every process
     _, stderr = launcher.communicate(timeout=120)
     assert launcher.returncode != 0
-    said = [line for line in stderr.splitlines() if "interrupted at step" in line]
+    said = [line for line in stderr.splitlines() if "stopped at step" in line]
     assert len(said) == 1, stderr
-    step = int(said[0].split("interrupted at step ")[1].split(";")[0])
+    step = int(said[0].split("stopped at step ")[1].split(";")[0])
     assert step % 4 == 0  # at a log interval, where the processes agree
     assert load_checkpoint(list_checkpoints(run / "checkpoints")[-1]).step == step
 

@@ -20,7 +20,7 @@ from ganctl.recipe import D_UPDATES, INITS, LR_DECAYS, SAMPLINGS, SPECTRAL_NORMS
 from ganctl.training.config import TrainConfig, check
 
 runner = CliRunner()
-SPECIALS = {"lr", "resume", "dry_run", "batch_per_gpu", "dist_backend"}  # the options that set no field
+SPECIALS = {"lr", "resume", "dry_run", "verbose", "batch_per_gpu", "dist_backend"}  # the options that set no field
 
 
 def fields(on: str) -> set[str]:

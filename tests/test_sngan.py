@@ -103,7 +103,7 @@ def test_resnet_blocks_change_size_as_named():
 def test_the_demo_recipe_needs_no_download_and_keeps_to_its_budget():
     r = ARCHITECTURES.get("sngan-upconv-small").obj.recipe
     assert r.dataset == "synthetic" and r.ema_kimg is not None and r.spectral_norm == "d"
-    assert r.d_input_scale == 8.0  # the third screening round's finding (docs/recipes.md)
+    assert r.d_input_scale == 8.0  # what helped most (docs/research/demo-recipe.md)
     # its length in images: the iterations docs/recipes.md timed on the 10,000 shapes, and as
     # many on any other dataset (a grid every 10,000 images: an epoch of the shapes)
     assert schedule(r, 10_000).total_steps == schedule(r, 300).total_steps == 1_872

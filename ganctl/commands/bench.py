@@ -6,7 +6,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from ganctl.commands.common import AmpOption, DeviceOption, handles_errors, out, print_json
+from ganctl.commands.common import AmpOption, DeviceOption, err, handles_errors, out, print_json
+from ganctl.commands.tables import dropped_note
 
 
 BENCH_STEP_LIMIT = 100_000  # a benchmark, not a training
@@ -28,6 +29,8 @@ def bench_command(
 ) -> None:
     """Measure training iterations/s, images/s, sampling speed and peak memory per architecture, and the speed-up over a plain eager PyTorch loop measured in the same run.
 
+    Progress goes to stderr as each architecture is measured. Narrow terminals leave columns out, in this order: TFLOP/s, GFLOP/it, peak MiB, baseline it/s, sample img/s, batch, cost vs plain, speed-up (--json has all).
+
     Example: ganctl bench --arch cifar-dcgan --device cuda
     """
     import torch
@@ -48,12 +51,18 @@ def bench_command(
         raise GanctlError("--steps must be at least 1 and --warmup at least 0")
     if steps + warmup > BENCH_STEP_LIMIT:
         raise GanctlError(f"--steps and --warmup together must be at most {BENCH_STEP_LIMIT:,}, not {steps + warmup:,}")
+    say = lambda line: err.print(line, markup=False, highlight=False)  # noqa: E731  (stderr: --json stays clean)
     results = []
     options = dict(amp=amp, channels_last=channels_last, compile=compile, batch_size=batch_size)
-    for name in names:
+    for i, name in enumerate(names, 1):
+        # a benchmark takes minutes on the CPU: say what is being measured as it goes (on stderr)
+        say(f"[{i}/{len(names)}] {name}: the plain step ({warmup} warm-up + {steps} timed iterations)"
+            + (", sampling and the eager baseline" if baseline else " and sampling"))
         plain = bench_arch(name, target, steps=steps, warmup=warmup, baseline=baseline, **options)
         results.append(plain.to_dict())
+        say(f"[{i}/{len(names)}] {name}: {plain.train_it_per_s:.2f} it/s")
         if ingredients:
+            say(f"[{i}/{len(names)}] {name}: the step with every ingredient on")
             results.append(bench_ingredients(name, target, steps=steps, warmup=warmup,
                                              plain_it_per_s=plain.train_it_per_s, **options).to_dict())
     context = {"torch": torch.__version__, "device": _device_name(target), "steps": steps, "warmup": warmup,
@@ -61,19 +70,27 @@ def bench_command(
     if as_json:
         print_json({"context": context, "results": results})
         return
-    from rich.table import Table
+    from rich.text import Text
+
+    from ganctl.commands.tables import Column, fitted_table
 
     precision = "bf16 autocast" if context["amp"] else "float32"
-    table = Table(title=f"ganctl bench on {context['device']} (torch {context['torch']}, {precision})", title_justify="left")
-    columns = [("arch", "arch"), ("step", "variant"), ("batch", "batch_size"), ("it/s", "train_it_per_s"),
-               ("img/s", "train_images_per_s"), ("baseline it/s", "baseline_it_per_s"), ("speed-up", "speedup"),
-               ("cost vs plain", "cost_vs_plain"), ("sample img/s", "sample_images_per_s"),
-               ("peak MiB", "peak_memory_mb"), ("GFLOP/it", "gflop_per_iteration"), ("TFLOP/s", "achieved_tflop_per_s")]
-    for title, _ in columns:
-        table.add_column(title, justify="left" if title == "arch" else "right", no_wrap=True)
-    for r in results:
-        table.add_row(*("-" if r[key] is None else str(r[key]) for _, key in columns))
+    columns = [(Column("arch", whole=True), "arch"), (Column("step"), "variant"), (Column("batch", "right"), "batch_size"),
+               (Column("it/s", "right", whole=True), "train_it_per_s"), (Column("img/s", "right", whole=True), "train_images_per_s"),
+               (Column("baseline it/s", "right"), "baseline_it_per_s"), (Column("speed-up", "right"), "speedup"),
+               (Column("cost vs plain", "right"), "cost_vs_plain"), (Column("sample img/s", "right"), "sample_images_per_s"),
+               (Column("peak MiB", "right"), "peak_memory_mb"), (Column("GFLOP/it", "right"), "gflop_per_iteration"),
+               (Column("TFLOP/s", "right"), "achieved_tflop_per_s")]  # fmt: skip
+    rows = [[Text("-" if r[key] is None else str(r[key])) for _, key in columns] for r in results]
+    table, dropped = fitted_table(out, [c for c, _ in columns], rows, BENCH_DROP_ORDER, title_justify="left",
+                                  title=Text(f"ganctl bench on {context['device']} (torch {context['torch']}, {precision})"))
     out.print(table)
+    if dropped:
+        out.print(dropped_note(dropped), markup=False, style="dim")
+
+
+# Left out first when the terminal is narrow; the architecture, its step and its rates stay.
+BENCH_DROP_ORDER = ("TFLOP/s", "GFLOP/it", "peak MiB", "baseline it/s", "sample img/s", "batch", "cost vs plain", "speed-up")
 
 
 def _device_name(device) -> str:

@@ -90,8 +90,12 @@ def handles_errors(command: F) -> F:
             check_numbers(kwargs)
             return command(*args, **kwargs)
         except GanctlError as exc:
-            if not getattr(exc, "quiet", False):  # (under torchrun: another process already said why)
+            if getattr(exc, "quiet", False):  # (under torchrun: another process already said why)
+                pass
+            elif exc.is_error:
                 report_error(str(exc))
+            else:
+                err.print(str(exc), markup=False, soft_wrap=True)
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
             err.print("Interrupted.")

@@ -74,6 +74,11 @@ def eval_command(
     if out_file is not None:  # exists (without --force), a folder, or unwritable: before minutes of work
         outputs.check_output_file(out_file, force)
 
+    from ganctl.install_check import torchvision_problem
+
+    problem = torchvision_problem()  # the Inception network needs torchvision's operators
+    if problem:
+        raise GanctlError(problem)
     from ganctl.device import resolve_device
     from ganctl.metrics import no_progress
     from ganctl.metrics.eval_run import EvalRequest, run_eval

@@ -65,14 +65,15 @@ def latent_walk_command(
     _check_class_options(walk_class, class_walk, points, z_file)
 
     from ganctl import outputs
+
+    for target in targets:  # an output that exists is refused before torch is imported (seconds)
+        outputs.check_output_file(target, force)
     from ganctl.device import resolve_device, use_amp
     from ganctl.data.images import save_animation, save_png, walk_animation, walk_grid
     from ganctl.latent.interpolation import walk
     from ganctl.conditional import describe_classes
     from ganctl.networks.weights import load_requested_generator
 
-    for target in targets:
-        outputs.check_output_file(target, force)
     torch_device = resolve_device(device)
     generator, info, source = load_requested_generator(weights, torch_device)
     if class_walk is not None:

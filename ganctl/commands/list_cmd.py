@@ -9,7 +9,9 @@ import typer
 from ganctl.commands.common import handles_errors, out, print_json
 
 
-@handles_errors
+LIST_DROP_ORDER = ("plugin",)
+
+
 def _labels(kind: str, obj) -> dict:
     """A dataset's classes (None: unlabelled), whether an architecture builds conditional."""
     if kind == "datasets":
@@ -20,6 +22,7 @@ def _labels(kind: str, obj) -> dict:
     return {}
 
 
+@handles_errors
 def list_command(
     pattern: Annotated[str, typer.Argument(help="Only names matching this wildcard, e.g. '*dcgan'.")] = "*",
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
@@ -27,7 +30,7 @@ def list_command(
     """List architectures, losses, regularizers and datasets with the plugin each came from,
     which datasets carry labels and which architectures train class-conditional (--conditional).
 
-    folder:PATH is labelled when its images sit in one subfolder per class.
+    folder:PATH is labelled when its images sit in one subfolder per class. Narrow terminals leave out the plugin column (--json has it).
 
     Example: ganctl list '*dcgan'
     """
@@ -56,25 +59,30 @@ def list_command(
         print_json({**listing, "failed_plugins": failed})
         return
 
+    from rich.text import Text
+
+    from ganctl.commands.tables import Column, dropped_note, fitted_table
+
+    hidden: list[str] = []
     for kind, rows in listing.items():
-        table = Table(title=kind.capitalize(), title_justify="left", expand=False)
-        table.add_column("name", style="bold")
-        table.add_column("description")
-        table.add_column("plugin")
         extra = {"datasets": "labels", "architectures": "--conditional"}.get(kind)
-        if extra:
-            table.add_column(extra)
+        columns = [Column("name", style="bold", whole=True), Column("description", no_wrap=False), Column("plugin")]
+        columns += [Column(extra)] if extra else []
+        cells = []
         for row in rows:
-            source = (
-                f"{row['distribution']} {row['version']}" if row["distribution"] else row["plugin"]
-            )
-            cells = [row["name"], row["description"], source]
+            source = f"{row['distribution']} {row['version']}" if row["distribution"] else row["plugin"]
+            line = [Text(row["name"]), Text(row["description"]), Text(source)]
             if kind == "datasets":
-                cells.append(f"{len(row['classes'])} classes" if row["classes"] else "none")
+                line.append(Text(f"{len(row['classes'])} classes" if row["classes"] else "none"))
             elif kind == "architectures":
-                cells.append("yes" if row["conditional"] else "no")
-            table.add_row(*cells)
+                line.append(Text("yes" if row["conditional"] else "no"))
+            cells.append(line)
+        # narrow terminals: the plugin column goes first, then the descriptions wrap
+        table, dropped = fitted_table(out, columns, cells, LIST_DROP_ORDER, title=kind.capitalize(), title_justify="left", expand=False)
+        hidden += [d for d in dropped if d not in hidden]
         out.print(table)
+    if hidden:
+        out.print(dropped_note(hidden), markup=False, style="dim")
     if failed:
         table = Table(title="Plugins that failed to load", title_justify="left", title_style="red")
         table.add_column("plugin")

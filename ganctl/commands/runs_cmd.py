@@ -9,6 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from ganctl.commands.common import OUTPUT_PANEL, handles_errors, out, print_json
+from ganctl.commands.tables import dropped_note
 from ganctl.errors import GanctlError
 
 
@@ -18,6 +19,8 @@ def runs_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.", rich_help_panel=OUTPUT_PANEL)] = False,
 ) -> None:
     """List the runs: architecture, dataset, loss, steps done of planned, state, best FID, size, last change.
+
+    Narrow terminals leave out, in this order: changed, size, at step, loss, dataset, arch, steps (--json has every field).
 
     State: finished (generator.safetensors written and every planned step done), running (a training holds the folder's lock) or interrupted. The latest run (runs/LATEST) is marked *; the runs of a study (`ganctl study`) a, b... as the notes below the table say.
 
@@ -39,7 +42,10 @@ def runs_command(
         out.print(f"No runs under {folder}/; train one with `ganctl train`.", markup=False, soft_wrap=True)
         return
     marks = study_marks(summaries)
-    out.print(_table(summaries, runinfo.human_size, marks))
+    table, dropped = _table(summaries, runinfo.human_size, marks)
+    out.print(table)
+    if dropped:
+        out.print(dropped_note(dropped), markup=False, style="dim")
     if any(s.latest for s in summaries):
         out.print("* the latest run (runs/LATEST)", markup=False, style="dim")
     for study, mark in marks.items():
@@ -52,24 +58,28 @@ def study_marks(summaries) -> dict[str, str]:
     return {name: chr(ord("a") + i) if i < 26 else str(i) for i, name in enumerate(names)}
 
 
+# Left out first when the terminal is narrow; the mark, the run, its steps, state and best FID stay.
+RUNS_DROP_ORDER = ("changed", "size", "at step", "loss", "dataset", "arch", "steps")
+
+
 def _table(summaries, human_size, marks):
-    from rich.table import Table
     from rich.text import Text
 
+    from ganctl.commands.tables import Column, fitted_table
+
     state_style = {"finished": "green", "running": "bold cyan", "interrupted": "yellow", "unreadable": "red"}
-    table = Table(box=None, expand=False, pad_edge=False, header_style="bold")
-    widest = max(len(s.name) for s in summaries)
-    for name, justify in (("", "left"), ("run", "left"), ("arch", "left"), ("dataset", "left"), ("loss", "left"),
-                          ("steps", "right"), ("state", "left"), ("best FID", "right"), ("size", "right"), ("changed", "left")):  # fmt: skip
-        # a run's name is never cut: it is what the other commands take
-        table.add_column(name, justify=justify, no_wrap=name in ("run", "steps", "size", "changed"), min_width=widest if name == "run" else None)
+    columns = [Column("", whole=True), Column("run", style="bold", whole=True), Column("arch"), Column("dataset"), Column("loss"),
+               Column("steps", "right"), Column("state", whole=True), Column("best FID", "right", whole=True), Column("at step", "right"),
+               Column("size", "right"), Column("changed", style="dim")]  # fmt: skip
+    rows = []
     for s in summaries:
         planned = "?" if s.steps_planned is None else f"{'' if s.planned_exact else '≈'}{s.steps_planned:,}"
-        best = "" if s.best_fid is None else f"{s.best_fid:.2f} @ {s.best_step:,}"
         # Text(...) cells: names come from the disk and are shown literally, never as markup
-        table.add_row(
-            Text(("*" if s.latest else "") + marks.get(s.study or "", "")), Text(s.name, style="bold"), Text(s.arch or "?"), Text(s.dataset or "?"),
+        rows.append([
+            Text(("*" if s.latest else "") + marks.get(s.study or "", "")), Text(s.name), Text(s.arch or "?"), Text(s.dataset or "?"),
             Text(s.loss or "?"), Text(f"{s.steps_done:,}/{planned}"), Text(s.state, style=state_style.get(s.state, "")),
-            Text(best), Text(human_size(s.size_bytes)), Text(time.strftime("%Y-%m-%d %H:%M", time.localtime(s.modified)), style="dim"),
-        )  # fmt: skip
-    return table
+            Text("" if s.best_fid is None else f"{s.best_fid:.2f}"), Text("" if s.best_fid is None else f"{s.best_step:,}"),
+            Text(human_size(s.size_bytes)), Text(time.strftime("%Y-%m-%d %H:%M", time.localtime(s.modified))),
+        ])  # fmt: skip
+    # a run's name is never cut (it is what the other commands take): columns go first, whole
+    return fitted_table(out, columns, rows, RUNS_DROP_ORDER, box=None, expand=False, pad_edge=False, header_style="bold")

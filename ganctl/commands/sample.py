@@ -64,15 +64,9 @@ def sample_command(
         n = DEFAULT_N
 
     from ganctl import outputs
-    from ganctl.latent import latents
-    from ganctl.device import resolve_device, use_amp
-    import torch
+    from ganctl.outputs import individual_names
 
-    from ganctl.conditional import chosen_classes, describe_classes, require_conditional
-    from ganctl.data.images import grid_picture, individual_names, save_png, with_row_legend, write_individual
-    from ganctl.latent.sampling import generate
-    from ganctl.networks.weights import load_requested_generator
-
+    # outputs that exist are refused before torch is imported (seconds on a busy machine)
     out_path = out_path or DEFAULT_OUT
     names = individual_names(n) if individual is not None and n is not None else []  # --per-class: once the classes are known
     if individual is None:
@@ -82,6 +76,15 @@ def sample_command(
     if save_z is not None:
         check_latent_file_name(save_z)
         outputs.check_output_file(save_z, force)
+
+    import torch
+
+    from ganctl.conditional import chosen_classes, describe_classes, require_conditional
+    from ganctl.data.images import grid_picture, save_png, with_row_legend, write_individual
+    from ganctl.device import resolve_device, use_amp
+    from ganctl.latent import latents
+    from ganctl.latent.sampling import generate
+    from ganctl.networks.weights import load_requested_generator
 
     torch_device = resolve_device(device)
     generator, info, source = load_requested_generator(weights, torch_device)

@@ -11,6 +11,7 @@ import typer
 
 from ganctl import options as opts
 from ganctl.commands.common import err, handles_errors, out
+from ganctl.commands.progress import ProgressView  # noqa: F401  (its old import path)
 
 
 def _typer_parameters() -> list[inspect.Parameter]:
@@ -44,6 +45,8 @@ def _with_options(command: Callable[..., None]) -> Callable[..., None]:
 @_with_options
 def train_command(**values: Any) -> None:
     """Train a GAN with its architecture's recipe; any recipe value can be overridden.
+
+    The terms (EMA, kimg, bf16, hinge, spectral norm, DiffAugment, R1...) are explained in docs/glossary.md.
 
     Examples (the first run; a tutorial's recipe; FID every 10 epochs; stabilisers):
 
@@ -82,11 +85,16 @@ def train_command(**values: Any) -> None:
         )
         shared = processes.share_json(None if resolved is None else {"config": resolved[0].to_dict(), "resume": resolved[1]})
         config, resume = resolved if processes.is_writer else (TrainConfig.from_dict(shared["config"]), shared["resume"])
+        if processes.is_writer and not values["dry_run"]:
+            from ganctl.install_check import warn_if_torchvision_broken
+
+            # a broken pair fails later in the CIFAR-10/MNIST loaders or FID: name the fix first
+            warn_if_torchvision_broken(lambda line: err.print(line, markup=False, soft_wrap=True))
         if values["dry_run"]:  # nothing is loaded or created: the table says so of the run folder
             if processes.is_writer:
                 _print_config(config, run_dir_note=" (not created: --dry-run)")
             return
-        _train(config, resume, writer=processes.is_writer)
+        _train(config, resume, writer=processes.is_writer, verbose=values["verbose"])
     finally:
         distributed.stop()
 
@@ -128,15 +136,18 @@ def _resolve(processes, resume, recipe_overrides, run_overrides):
     return config, resume
 
 
-def _train(config, resume: bool, *, writer: bool) -> None:
+def _train(config, resume: bool, *, writer: bool, verbose: bool = False) -> None:
     """Train; only the process that writes the run folder (rank 0) shows progress and news."""
     from ganctl.training.loop import Trainer
 
     if not writer:
         config.quiet = True
-    # The table is printed once the data is loaded and the run folder made (just before the
-    # first step), so a missing dataset or a refused run is reported alone, first.
-    progress = None if config.quiet else ProgressView(before_start=lambda: _print_config(config))
+    from ganctl.commands.start_lines import print_start
+
+    # The start lines are printed once the data is loaded and the run folder made (just before
+    # the first step), so a missing dataset or a refused run is reported alone, first.
+    show = (lambda facts: _print_config(config)) if verbose else (lambda facts: print_start(config, facts, resume=resume))
+    progress = None if config.quiet else ProgressView(before_start=show)
     say = (lambda message: None) if config.quiet else (lambda message: err.print(message, markup=False))
     try:
         Trainer(config, resume=resume, say=say, progress=progress).run()
@@ -144,7 +155,7 @@ def _train(config, resume: bool, *, writer: bool) -> None:
         if progress:
             progress.stop()
     if not config.quiet:
-        out.print(f"Run folder: {config.run_dir}")
+        out.print(f"Run folder: {config.run_dir}", markup=False, soft_wrap=True)
 
 
 def _resumed_config(run_dir: Path, recipe_overrides, run_overrides):
@@ -186,115 +197,3 @@ def _print_config(config, run_dir_note: str = "") -> None:
         if key != "recipe":
             table.add_row(key, Text(str(value) + (run_dir_note if key == "run_dir" else "")))
     out.print(table)
-
-
-BAR_WIDTH = 10  # columns of the progress bar itself
-
-
-def _hms(seconds: float | None) -> str:
-    """m:ss, or h:mm:ss from an hour on; -:-- while unknown."""
-    if seconds is None:
-        return "-:--"
-    seconds = int(seconds)
-    if seconds < 3600:
-        return f"{seconds // 60}:{seconds % 60:02d}"
-    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
-
-
-class ProgressView:
-    """A rich progress bar on stderr: epoch, iteration, losses, images/s, time elapsed and left.
-
-    It fits the terminal: the figures that do not fit are left out whole (the least useful
-    first), never cut in the middle of a number.
-    """
-
-    def __init__(self, before_start: Any = None, console: Any = None) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
-        self._console = console or err
-        self._progress = Progress(
-            TextColumn("epoch {task.fields[epoch]}"),
-            BarColumn(bar_width=BAR_WIDTH),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[losses]}"),
-            TextColumn("{task.fields[times]}"),
-            console=self._console,
-            transient=False,
-        )
-        self._before_start = before_start
-        self._task: Any = None
-        self._per_epoch = 1
-        self._total = 1
-        self._record: dict[str, Any] = {}
-        self._fid = None
-
-    def start(self, total: int, done: int, per_epoch: int) -> None:
-        if self._before_start is not None:
-            self._before_start()
-        self._per_epoch, self._total = per_epoch, total
-        self._progress.start()
-        self._task = self._progress.add_task(
-            "train", total=total, completed=done, epoch=self._epoch(done), losses="", times=self._times(None)
-        )
-
-    def advance(self, step: int) -> None:
-        task = self._progress.tasks[0] if self._progress.tasks else None
-        times = self._times(task)
-        self._progress.update(self._task, completed=step, epoch=self._epoch(step), times=times, losses=self._losses(times))
-
-    def show(self, record: dict[str, Any]) -> None:
-        self._record = record
-        self._refresh()
-
-    def show_eval(self, record: dict[str, Any]) -> None:
-        self._fid = record["fid"]
-        self._refresh()
-
-    def stop(self) -> None:
-        self._progress.stop()
-
-    def _refresh(self) -> None:
-        if self._task is None:
-            return
-        times = self._times(self._progress.tasks[0])
-        self._progress.update(self._task, times=times, losses=self._losses(times))
-
-    def _epoch(self, step: int) -> str:
-        """The epoch being trained (the last one once the run is done), of how many."""
-        epochs = max(1, -(-self._total // self._per_epoch))
-        return f"{min(step // self._per_epoch + 1, epochs)}/{epochs}"
-
-    @staticmethod
-    def _times(task: Any) -> str:
-        elapsed = task.elapsed if task is not None else None
-        left = task.time_remaining if task is not None else None
-        return f"elapsed {_hms(elapsed or 0)}  left {_hms(left)}"
-
-    def _parts(self) -> list[str]:
-        """The figures, most useful first."""
-        r, parts = self._record, []
-        if "g_loss" in r and "d_loss_real" in r and "d_loss_fake" in r:
-            parts.append(f"D {r['d_loss_real']:.3f}/{r['d_loss_fake']:.3f} G {r['g_loss']:.3f}")
-        elif "g_loss" in r:
-            parts.append(f"G {r['g_loss']:.3f}")
-        if self._fid is not None:
-            parts.append(f"FID {self._fid:.1f}")
-        if "d_acc_real" in r and "d_acc_fake" in r:  # absent for a WGAN critic
-            parts.append(f"acc {r['d_acc_real']:.2f}/{r['d_acc_fake']:.2f}")
-        if "images_per_s" in r:
-            parts.append(f"{r['images_per_s']:.0f} img/s")
-        return parts
-
-    def _losses(self, times: str) -> str:
-        """As many whole figures as fit beside the other columns, in order of use."""
-        epochs = max(1, -(-self._total // self._per_epoch))
-        fixed = (
-            len("epoch ") + 2 * len(str(epochs)) + 1 + BAR_WIDTH + 2 * len(str(self._total)) + 1 + len(times)
-            + 4  # a space between each two of the five columns
-        )
-        room = self._console.width - fixed - 1
-        shown: list[str] = []
-        for part in self._parts():
-            if len("  ".join([*shown, part])) <= room:
-                shown.append(part)
-        return "  ".join(shown)

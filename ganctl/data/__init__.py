@@ -229,8 +229,10 @@ def load_folder_labelled(
 ) -> tuple[np.ndarray, np.ndarray | None, tuple[str, ...]]:
     """``load_folder``, with each image's subfolder as its label when every image sits in one
     (``ImageFolder``'s layout: classes are the subfolders' names, sorted); else no labels."""
+    if not path.exists():
+        raise GanctlError(f"folder {path} does not exist")
     if not path.is_dir():
-        raise GanctlError(f"{path} is not a folder of images")
+        raise GanctlError(f"{path} is a file, not a folder of images")
     files = image_files(path)
     class_of = folder_classes(path, files)
     names = tuple(sorted(set(class_of.values())))

@@ -101,8 +101,10 @@ def cached_folder(folder: Path, image_size: int, channels: int, *, cache_dir: Pa
     from ganctl.data import FolderReading, image_files
     from ganctl.metrics.reference import _folder_fingerprint
 
+    if not Path(folder).exists():
+        raise GanctlError(f"folder {folder} does not exist")
     if not Path(folder).is_dir():
-        raise GanctlError(f"{folder} is not a folder of images")
+        raise GanctlError(f"{folder} is a file, not a folder of images")
     spec = {"folder": _folder_fingerprint(Path(folder)), "image_size": image_size, "channels": channels, "limit": limit}
     if fit != "crop":  # (caches of centre-cropped images keep the key they always had)
         spec["fit"] = fit

@@ -14,6 +14,7 @@ import torch
 from PIL import Image
 
 from ganctl.fileio import atomic_write_bytes
+from ganctl.outputs import individual_names  # noqa: F401  (its old import path; torch-free there, for the output checks)
 
 
 def to_uint8(images: torch.Tensor, pixel_range: Sequence[float]) -> torch.Tensor:
@@ -80,10 +81,6 @@ def walk_animation(frames: torch.Tensor, padding: int, scale: int | None, ping_p
     return pictures + pictures[-2:0:-1] if ping_pong else pictures
 
 
-def individual_names(n: int) -> list[str]:
-    """``000000.png``, ``000001.png``...: six digits, more when ``n`` needs them, so names sort."""
-    digits = max(6, len(str(n - 1)))
-    return [f"{i:0{digits}d}.png" for i in range(n)]
 
 
 def save_each(batches: Iterable[torch.Tensor], folder: Path, names: Sequence[str], scale: int = 1) -> Iterator[torch.Tensor]:

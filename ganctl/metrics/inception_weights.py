@@ -122,8 +122,14 @@ def check_inception_weights(path: Path) -> tuple[InceptionWeights, dict]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # not a zip/pickle, a pickle with code in it, truncated...
-        detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
-        raise GanctlError(f"{path} is not an Inception weights file: PyTorch cannot load it as plain tensors ({detail})") from None
+        # torch's own text is no help here (a bare number from the unpickler, or advice to load unsafely)
+        with open(path, "rb") as f:
+            head = f.read(4)
+        torch_file = head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"  # torch.save's zip, or its legacy pickle
+        objects = torch_file and "Unsupported global" in str(exc)
+        why = ("it holds Python objects besides tensors, which ganctl never loads (they could run code)" if objects
+               else "it is not a PyTorch weights file (another format, or damaged)")  # fmt: skip
+        raise GanctlError(f"{path} is not an Inception weights file: {why}") from None
     expected = {"Conv2d_1a_3x3.conv.weight": (32, 3, 3, 3), "Mixed_7c.branch_pool.conv.weight": (192, 2048, 1, 1), "fc.weight": (1008, 2048)}
     if not isinstance(state, dict) or any(
         not isinstance(state.get(k), torch.Tensor) or tuple(state[k].shape) != shape for k, shape in expected.items()

@@ -299,10 +299,11 @@ class _Page:
 
         rows = []
         for run in self.runs:
-            for what, name in GENERATOR_FILES:
+            snapshots = sorted((run.path / layout.SNAPSHOTS).glob("*.safetensors"))
+            files = [(what, name) for what, name in GENERATOR_FILES if (run.path / name).is_file()]
+            # an unfinished run: its newest snapshot is the generator there is (sample takes it)
+            for what, name in files or ([("newest snapshot", f"{layout.SNAPSHOTS}/{snapshots[-1].name}")] if snapshots else []):
                 path = run.path / name
-                if not path.is_file():
-                    continue
                 try:
                     info = read_info(path)
                 except GanctlError as exc:
@@ -316,7 +317,7 @@ class _Page:
                 rows.append(f"<tr><td>{_swatch(run)}{_e(run.label)}</td><td><code>{_e(name)}</code><br>{_e(what)}</td>"
                             f'<td class="num">{_e(size)}</td><td>{listing}</td></tr>')  # fmt: skip
         if not rows:
-            return '<section id="generators"><h2>Generator files</h2><p>No generator file yet (the run has not finished or evaluated).</p></section>'
+            return '<section id="generators"><h2>Generator files</h2><p>No generator file yet: no snapshot, final or best generator has been written.</p></section>'
         return ('<section id="generators"><h2>Generator files</h2><p class="quiet">What each file says about itself '
                 "(safetensors metadata); <code>ganctl sample --weights FILE</code> uses any of them.</p>"
                 "<table><tr><th>run</th><th>file</th><th>size</th><th>metadata</th></tr>" + "".join(rows) + "</table></section>")  # fmt: skip

@@ -20,6 +20,19 @@ from ganctl.training.assembly import Hardware, TrainingImages
 from ganctl.training.config import Schedule, TrainConfig, real_per_step, schedule
 
 
+@dataclass(frozen=True)
+class StartFacts:
+    """What the start of a run tells the user (``ProgressView.start``): counted once loaded."""
+
+    images: int
+    classes: int  # 0: unconditional
+    steps_per_epoch: int
+    total_steps: int
+    batch_size: int  # the global batch: images per iteration
+    device: str
+    bf16: bool  # bf16 autocast (else float32)
+
+
 @dataclass
 class RunInputs:
     """A checked request: where it runs, what it learns from, how long, and its evaluation."""
@@ -28,6 +41,16 @@ class RunInputs:
     data: TrainingImages
     schedule: Schedule  # the run's length and periods
     evaluation: Any  # a training.evaluation.TrainingEval, or None
+
+    def facts(self, config: TrainConfig) -> StartFacts:
+        from ganctl.device import use_amp
+
+        device = self.hardware.device
+        return StartFacts(
+            images=self.data.images.shape[0], classes=len(self.data.class_names or ()), steps_per_epoch=self.schedule.steps_per_epoch,
+            total_steps=self.schedule.total_steps, batch_size=config.recipe.batch_size, device=str(device),
+            bf16=use_amp(device, self.hardware.amp),
+        )  # fmt: skip
 
     def manifest(self, config: TrainConfig, processes: distributed.Processes) -> Manifest:
         """What the run folder's manifest.json records of these inputs."""

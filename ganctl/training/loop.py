@@ -37,7 +37,19 @@ from ganctl.training.writer import SilentWriter, open_run_folder
 
 
 class TrainingInterrupted(GanctlError):
+    """Ctrl-C or SIGTERM: the run stopped at a checkpoint, as asked (news, not an error)."""
+
     exit_code = 130
+    is_error = False
+
+
+def finished_already(config: TrainConfig, run_dir: Path, step: int) -> str:
+    """What resuming a finished run says: that it was finished, and how to train it longer."""
+    epochs = config.recipe.epochs
+    how = f"a larger --epochs (it has {epochs}), e.g. `ganctl train --resume --out {run_dir} --epochs {2 * epochs}`"
+    if config.max_steps is not None and config.max_steps <= step:
+        how = f"a larger --max-steps (it has {config.max_steps}) or --epochs, e.g. `ganctl train --resume --out {run_dir} --max-steps {2 * step}`"
+    return f"{run_dir} had already finished its {step} iterations; nothing to train. To train it longer, resume with {how}"
 
 
 class FinalFiles(Event):
@@ -77,6 +89,7 @@ class Trainer:
         # Everything that can be wrong with the request is found before the run folder is made
         # (under torchrun, a refusal on any process stops them all).
         inputs = p.together(lambda: load_inputs(c, p, self.say))
+        facts = inputs.facts(c)  # for the start lines, counted before the images move on
         parts = p.together(lambda: self._assemble(inputs))
         with contextlib.ExitStack() as held:
             manifest = inputs.manifest(c, p)
@@ -89,7 +102,7 @@ class Trainer:
             signal.signal(signal.SIGINT, self._on_interrupt)
             signal.signal(signal.SIGTERM, self._on_interrupt)
             try:
-                self._loop(ctx, events)
+                self._loop(ctx, events, facts)
             finally:
                 ctx.writer.close()
                 signal.signal(signal.SIGINT, previous)
@@ -140,11 +153,12 @@ class Trainer:
             raise KeyboardInterrupt
         self._interrupted = True
 
-    def _loop(self, ctx: RunContext, events: list[Event]) -> None:
+    def _loop(self, ctx: RunContext, events: list[Event], facts: Any = None) -> None:
         parts, progress = ctx.parts, ctx.progress
         total_steps = parts.schedule.total_steps
-        if self.view:
-            self.view.start(total_steps, progress.step, parts.schedule.steps_per_epoch)
+        already_finished = self.resume and progress.step >= total_steps
+        if self.view and not already_finished:
+            self.view.start(total_steps, progress.step, parts.schedule.steps_per_epoch, facts)
         ctx.clock.restart(progress.step)
         while progress.step < total_steps:
             parts.step(progress.step)
@@ -160,7 +174,7 @@ class Trainer:
                 self.checkpoints()
                 ctx.writer.animation()
                 interrupted = TrainingInterrupted(
-                    f"interrupted at step {progress.step}; checkpoint saved; continue with "
+                    f"stopped at step {progress.step}; checkpoint saved; continue with "
                     f"`ganctl train --resume --out {self.run_dir}`"
                 )
                 interrupted.quiet = not ctx.writer.writes  # (under torchrun: rank 0 says it once)
@@ -169,7 +183,11 @@ class Trainer:
             event.finish()
         if self.view:
             self.view.stop()
-        self.say(f"done: {progress.step} iterations; generator in {ctx.folder.final_generator}")
+        if already_finished:  # said even with --quiet (kept from the first run): nothing was trained
+            if ctx.writer.writes:
+                self.warn(finished_already(self.config, self.run_dir, progress.step))
+        else:
+            self.say(f"done: {progress.step} iterations; generator in {ctx.folder.final_generator}")
 
     def _stop_requested(self, ctx: RunContext) -> bool:
         """Ctrl-C or SIGTERM; under torchrun the processes agree at each log interval, so all stop at one step."""
