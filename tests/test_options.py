@@ -126,7 +126,7 @@ def test_resume_refuses_a_changed_option_in_one_line_naming_exactly_the_resumabl
     can = message.split("; only ", 1)[1].removesuffix(" can")
     assert can.replace(" and ", ", ").split(", ") == [o.label for o in opts.RESUMABLE]
     assert {o.field for o in opts.RESUMABLE} == {
-        "epochs", "kimg", "max_steps", "device", "quiet", "checkpoint_every", "keep_checkpoints", "log_every", "compile",
+        "epochs", "kimg", "max_steps", "device", "quiet", "micro_batch", "checkpoint_every", "keep_checkpoints", "log_every", "compile",
         "eval_every", "inception", "tensorboard", "stream_data", "sync_bn"}  # fmt: skip
 
 
