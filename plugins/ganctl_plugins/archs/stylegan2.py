@@ -60,8 +60,8 @@ class SynthesisLayer(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, w_dim: int, resolution: int, up: bool = False) -> None:
         super().__init__()
         self.affine = EqualLinear(w_dim, in_channels, bias_init=1.0)
-        self.up = upsample_blur(in_channels) if up else None
-        self.conv = ModulatedConv2d(in_channels, out_channels, 3)
+        self.up = upsample_blur(in_channels, conv_kernel=3) if up else None
+        self.conv = ModulatedConv2d(in_channels, out_channels, 3, after_upsampling=up)
         self.noise = NoiseInput(resolution)
         self.act = BiasActivation(out_channels)
 

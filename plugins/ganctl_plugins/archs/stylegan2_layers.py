@@ -63,9 +63,12 @@ class Blur(nn.Module):
         return F.conv2d(x, self.kernel.to(x.dtype), stride=self.down, groups=self.channels)
 
 
-def upsample_blur(channels: int) -> Blur:
-    """x2 up-sampling of an image (the skip generator's toRGB sum): pads 2 before, 1 after."""
-    return Blur(channels, (2, 1), up=2)
+def upsample_blur(channels: int, conv_kernel: int = 1) -> Blur:
+    """x2 up-sampling (output 2H); before a ``conv_kernel`` convolution without padding, the
+    output is that much larger (2H + k - 1), so the filter's and the convolution's padding are
+    one (the reference's transposed convolution, then filter: the same numbers)."""
+    extra = conv_kernel - 1
+    return Blur(channels, (2 + (extra + 1) // 2, 1 + extra // 2), up=2)
 
 
 def downsample_blur(channels: int, extra_pad: int = 0) -> Blur:
@@ -148,16 +151,22 @@ class ModulatedConv2d(nn.Module):
 
     ``fused=None`` follows the reference: grouped convolution in inference, activations scaled in training."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, *, demodulate: bool = True) -> None:
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, *, demodulate: bool = True,
+                 after_upsampling: bool = False) -> None:  # fmt: skip
         super().__init__()
         self.weight = nn.Parameter(torch.randn(out_channels, in_channels, kernel_size, kernel_size))
-        self.demodulate, self.padding = demodulate, kernel_size // 2
+        self.demodulate = demodulate
+        # after up-sampling the input is already padded (``upsample_blur(c, k)``), and the kernel is
+        # applied as a convolution, not a correlation: the reference's transposed convolution
+        self.padding = 0 if after_upsampling else kernel_size // 2
+        self.flip = after_upsampling
         # toRGB (no demodulation) scales its styles as an equalised layer would its weight
         self.style_gain = 1.0 if demodulate else 1.0 / math.sqrt(in_channels * kernel_size * kernel_size)
 
     def forward(self, x: torch.Tensor, styles: torch.Tensor, fused: bool | None = None) -> torch.Tensor:
         fused = (not self.training) if fused is None else fused
-        return modulated_conv2d(x, self.weight.to(x.dtype), (styles * self.style_gain).to(x.dtype),
+        weight = self.weight.flip((2, 3)) if self.flip else self.weight
+        return modulated_conv2d(x, weight.to(x.dtype), (styles * self.style_gain).to(x.dtype),
                                 demodulate=self.demodulate, fused=fused, padding=self.padding)  # fmt: skip
 
 
