@@ -30,7 +30,7 @@ from torch import nn
 
 from ganctl import Recipe, register_architecture
 from ganctl_plugins.archs.stylegan2_layers import (
-    BiasActivation, EqualConv2d, EqualLinear, MappingNetwork, MinibatchStd, ModulatedConv2d, NoiseInput, upsample_blur,
+    BiasActivation, EqualConv2d, EqualLinear, MappingNetwork, MinibatchStd, ModulatedConv2d, NoiseInput, after_transposed_blur, upsample_blur,
 )  # fmt: skip
 
 SIZES = (32, 64, 128, 256)
@@ -60,16 +60,16 @@ class SynthesisLayer(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, w_dim: int, resolution: int, up: bool = False) -> None:
         super().__init__()
         self.affine = EqualLinear(w_dim, in_channels, bias_init=1.0)
-        self.up = upsample_blur(in_channels, conv_kernel=3) if up else None
         self.conv = ModulatedConv2d(in_channels, out_channels, 3, after_upsampling=up)
+        self.up = after_transposed_blur(out_channels) if up else None
         self.noise = NoiseInput(resolution)
         self.act = BiasActivation(out_channels)
 
     def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-        styles = self.affine(w)
+        x = self.conv(x, self.affine(w))
         if self.up is not None:
             x = self.up(x)
-        return self.act(self.noise(self.conv(x, styles)))
+        return self.act(self.noise(x))
 
 
 class ToRGB(nn.Module):
@@ -93,7 +93,7 @@ class ConstantInput(nn.Module):
         self.const = nn.Parameter(torch.randn(channels, 4, 4))
 
     def forward(self, w: torch.Tensor) -> torch.Tensor:
-        return self.const.unsqueeze(0).expand(w.shape[0], -1, -1, -1).to(w.dtype)
+        return self.const.to(w.dtype).unsqueeze(0).repeat(w.shape[0], 1, 1, 1)  # a copy: a view would pass the parameter on
 
 
 class SynthesisBlock(nn.Module):

@@ -23,6 +23,7 @@ from the paper and that code's behaviour with ordinary ops that ``torch.compile`
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 
 import torch
 import torch.nn.functional as F
@@ -47,10 +48,10 @@ class Blur(nn.Module):
     """The ``[1, 3, 3, 1]`` filter as a depthwise convolution: ``up=2`` zero-inserts first (output
     2H), ``down=2`` keeps every second pixel (output H/2); ``pad`` = (before, after) per side."""
 
-    def __init__(self, channels: int, pad: tuple[int, int], up: int = 1, down: int = 1) -> None:
+    def __init__(self, channels: int, pad: tuple[int, int], up: int = 1, down: int = 1, gain: float | None = None) -> None:
         super().__init__()
         # a constant: not saved in weight files (persistent=False)
-        self.register_buffer("kernel", blur_kernel(channels) * (up * up), persistent=False)
+        self.register_buffer("kernel", blur_kernel(channels) * (up * up if gain is None else gain), persistent=False)
         self.channels, self.pad, self.up, self.down = channels, pad, up, down
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -63,12 +64,14 @@ class Blur(nn.Module):
         return F.conv2d(x, self.kernel.to(x.dtype), stride=self.down, groups=self.channels)
 
 
-def upsample_blur(channels: int, conv_kernel: int = 1) -> Blur:
-    """x2 up-sampling (output 2H); before a ``conv_kernel`` convolution without padding, the
-    output is that much larger (2H + k - 1), so the filter's and the convolution's padding are
-    one (the reference's transposed convolution, then filter: the same numbers)."""
-    extra = conv_kernel - 1
-    return Blur(channels, (2 + (extra + 1) // 2, 1 + extra // 2), up=2)
+def upsample_blur(channels: int) -> Blur:
+    """x2 up-sampling of an image (output 2H): the skip generator's toRGB sum."""
+    return Blur(channels, (2, 1), up=2)
+
+
+def after_transposed_blur(channels: int) -> Blur:
+    """The filter after a stride-2 transposed 3x3 convolution (2H + 1 -> 2H, gain 4): its up-sampling half."""
+    return Blur(channels, (1, 1), gain=4.0)
 
 
 def downsample_blur(channels: int, extra_pad: int = 0) -> Blur:
@@ -128,21 +131,29 @@ class EqualConv2d(nn.Module):
 
 
 def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor, *, demodulate: bool = True,
-                     fused: bool = True, padding: int = 0) -> torch.Tensor:  # fmt: skip
+                     fused: bool = True, padding: int = 0, transposed: bool = False) -> torch.Tensor:  # fmt: skip
     """The modulated (and demodulated) convolution of ``x`` (N, I, H, W) by ``weight`` (O, I, k, k)
     with per-image ``styles`` (N, I). ``fused``: one grouped convolution of per-image weights;
-    otherwise the styles scale the activations around one shared convolution (the same numbers)."""
+    otherwise the styles scale the activations around one shared convolution (the same numbers).
+    ``transposed``: a stride-2 transposed convolution (H -> 2H + k - 2), the first half of up-sampling."""
     n = x.shape[0]
     out_channels, in_channels, kh, kw = weight.shape
     per_image = weight.unsqueeze(0) * styles.reshape(n, 1, in_channels, 1, 1)  # (N, O, I, k, k)
     dcoefs = (per_image.square().sum(dim=(2, 3, 4)) + 1e-8).rsqrt() if demodulate else None  # (N, O)
     if not fused:
-        x = F.conv2d(x * styles.reshape(n, in_channels, 1, 1), weight, padding=padding)
+        x = x * styles.reshape(n, in_channels, 1, 1)
+        if transposed:
+            x = F.conv_transpose2d(x, weight.transpose(0, 1), stride=2)
+        else:
+            x = F.conv2d(x, weight, padding=padding)
         return x * dcoefs.reshape(n, out_channels, 1, 1) if demodulate else x
     if demodulate:
         per_image = per_image * dcoefs.reshape(n, out_channels, 1, 1, 1)
-    x = F.conv2d(x.reshape(1, n * in_channels, *x.shape[2:]), per_image.reshape(n * out_channels, in_channels, kh, kw),
-                 padding=padding, groups=n)  # fmt: skip
+    x = x.reshape(1, n * in_channels, *x.shape[2:])
+    if transposed:  # per group, the transposed convolution's weight is (in, out, k, k)
+        x = F.conv_transpose2d(x, per_image.transpose(1, 2).reshape(n * in_channels, out_channels, kh, kw), stride=2, groups=n)
+    else:
+        x = F.conv2d(x, per_image.reshape(n * out_channels, in_channels, kh, kw), padding=padding, groups=n)
     return x.reshape(n, out_channels, *x.shape[2:])
 
 
@@ -156,18 +167,16 @@ class ModulatedConv2d(nn.Module):
         super().__init__()
         self.weight = nn.Parameter(torch.randn(out_channels, in_channels, kernel_size, kernel_size))
         self.demodulate = demodulate
-        # after up-sampling the input is already padded (``upsample_blur(c, k)``), and the kernel is
-        # applied as a convolution, not a correlation: the reference's transposed convolution
-        self.padding = 0 if after_upsampling else kernel_size // 2
-        self.flip = after_upsampling
+        # up-sampling: a stride-2 transposed convolution, then the filter (``after_transposed_blur``),
+        # as the reference does; a quarter of the work of filtering first and convolving at 2H
+        self.padding, self.transposed = kernel_size // 2, after_upsampling
         # toRGB (no demodulation) scales its styles as an equalised layer would its weight
         self.style_gain = 1.0 if demodulate else 1.0 / math.sqrt(in_channels * kernel_size * kernel_size)
 
     def forward(self, x: torch.Tensor, styles: torch.Tensor, fused: bool | None = None) -> torch.Tensor:
         fused = (not self.training) if fused is None else fused
-        weight = self.weight.flip((2, 3)) if self.flip else self.weight
-        return modulated_conv2d(x, weight.to(x.dtype), (styles * self.style_gain).to(x.dtype),
-                                demodulate=self.demodulate, fused=fused, padding=self.padding)  # fmt: skip
+        return modulated_conv2d(x, self.weight.to(x.dtype), (styles * self.style_gain).to(x.dtype), demodulate=self.demodulate,
+                                fused=fused, padding=self.padding, transposed=self.transposed)  # fmt: skip
 
 
 class NoiseInput(nn.Module):
@@ -215,8 +224,8 @@ class MappingNetwork(nn.Module):
         if num_classes:
             self.embed = EqualLinear(num_classes, embed_features)  # a one-hot (or class weights) to a vector
         features = [z_dim + embed_features] + [w_dim] * depth
-        self.layers = nn.Sequential(*(
-            EqualLinear(features[i], features[i + 1], lr_multiplier=lr_multiplier, activation=True) for i in range(depth)
+        self.layers = nn.Sequential(OrderedDict(
+            (f"fc{i}", EqualLinear(features[i], features[i + 1], lr_multiplier=lr_multiplier, activation=True)) for i in range(depth)
         ))  # fmt: skip
         self.track_w_avg = track_w_avg
         if track_w_avg:
