@@ -146,6 +146,9 @@ class Generator(nn.Module):
 
     The W-space tools (truncation, style mixing) use ``mapping``, ``synthesis`` and ``num_ws``."""
 
+    # no final tanh, as in the reference: pixels land near [-1, 1] and are clipped when made into images
+    unbounded_output = True
+
     def __init__(self, image_size: int, channels: int, latent_dim: int, *, w_dim: int, map_depth: int, channel_base: int,
                  channel_max: int, num_classes: int = 0, style_mixing_prob: float = 0.0) -> None:  # fmt: skip
         super().__init__()
