@@ -216,3 +216,25 @@ def test_stylegan2_small_compiles(fresh_dynamo):
     for _ in range(2):
         step()
     assert step.step.compiled, "fell back to eager"
+
+
+@pytest.mark.slow
+def test_resume_is_bitwise_with_style_mixing_lazy_r1_and_ema(tmp_path):
+    """Noise inputs and style mixing draw from torch's global generator, which checkpoints save."""
+    import shutil
+
+    from tests.helpers import read_tensors
+
+    args = ["--arch", "stylegan2-small", "--dataset", "synthetic", "--limit", "32", "--batch-size", "8", "--max-steps", "6",
+            "--checkpoint-every", "2", "--reg-every", "2", "--ema-kimg", "0.05", "--seed", "3", "--quiet", "--no-amp"]
+    straight = tmp_path / "straight"
+    assert train(*args, "--out", straight).exit_code == 0
+    resumed = tmp_path / "resumed"
+    shutil.copytree(straight, resumed)
+    for later in sorted((resumed / "checkpoints").glob("*.safetensors"))[1:]:
+        later.unlink()  # back to the checkpoint at step 2
+    result = train(*args, "--out", resumed, "--resume")
+    assert result.exit_code == 0, result.output
+    for name in ("generator.safetensors", "generator-raw.safetensors"):
+        a, b = read_tensors(straight / name), read_tensors(resumed / name)
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), name
