@@ -30,7 +30,8 @@ from torch import nn
 
 from ganctl import Recipe, register_architecture
 from ganctl_plugins.archs.stylegan2_layers import (
-    BiasActivation, EqualConv2d, EqualLinear, MappingNetwork, MinibatchStd, ModulatedConv2d, NoiseInput, after_transposed_blur, upsample_blur,
+    BiasActivation, EqualConv2d, EqualLinear, MappingNetwork, MinibatchStd, ModulatedConv2d, NoiseInput,
+    after_transposed_blur, upsample_blur,
 )  # fmt: skip
 
 SIZES = (32, 64, 128, 256)
