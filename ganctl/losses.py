@@ -17,6 +17,11 @@ if TYPE_CHECKING:
 class GANLoss:
     """Base class. Subclasses implement ``d_real``, ``d_fake`` and ``g``."""
 
+    # A relativistic loss (rpgan) compares a real image's logit with a fake's: it sets ``paired``
+    # and implements ``d_pair(real_logits, fake_logits)`` and ``g_pair(fake_logits, real_logits)``
+    # instead of ``d_real``, ``d_fake`` and ``g`` (pairs: row i of each side).
+    paired: bool = False
+
     # Whether D's outputs are verdicts (real or fake) whose accuracy means something. A WGAN
     # critic's are scores, not verdicts: no accuracy is reported for it.
     has_accuracy: bool = True
@@ -34,6 +39,14 @@ class GANLoss:
 
     def g(self, fake_logits: torch.Tensor) -> torch.Tensor:
         """G's loss on D's verdict about its images (mean over the batch)."""
+        raise NotImplementedError
+
+    def d_pair(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+        """D's loss on pairs of a real and a fake image (a ``paired`` loss only)."""
+        raise NotImplementedError
+
+    def g_pair(self, fake_logits: torch.Tensor, real_logits: torch.Tensor) -> torch.Tensor:
+        """G's loss on pairs of its image and a real one (a ``paired`` loss only)."""
         raise NotImplementedError
 
     def says_real(self, logits: torch.Tensor) -> torch.Tensor:

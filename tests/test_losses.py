@@ -46,7 +46,10 @@ def test_lsgan_is_least_squares():
 def test_every_loss_has_both_sides_and_gradients(name):
     loss = LOSSES.get(name).obj()
     logits = torch.randn(4, 1, requires_grad=True)
-    total = loss.d_real(logits) + loss.d_fake(logits) + loss.g(logits)
+    if loss.paired:  # a relativistic loss: real and fake logits in pairs
+        total = loss.d_pair(logits, logits.flip(0)) + loss.g_pair(logits.flip(0), logits)
+    else:
+        total = loss.d_real(logits) + loss.d_fake(logits) + loss.g(logits)
     total.backward()
     assert logits.grad is not None and torch.isfinite(logits.grad).all()
     assert isinstance(loss.has_accuracy, bool)

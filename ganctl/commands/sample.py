@@ -19,6 +19,7 @@ LATENTS = "Latent points"
 CLASSES = "Classes (class-conditional generators)"
 OUTPUT = "Output"
 HW = "Device"
+WSPACE = "Truncation and style mixing"
 
 DEFAULT_N = 100
 DEFAULT_OUT = Path("samples.png")
@@ -37,6 +38,10 @@ def sample_command(
     z_value: Annotated[Optional[float], typer.Option(help="Use the latent point whose entries all equal this value (every image is that point).", rich_help_panel=LATENTS)] = None,
     z_file: Annotated[Optional[Path], typer.Option(help="Take the latents from a .npy or .safetensors file: shape (N, latent_dim) or (latent_dim,).", metavar="PATH", rich_help_panel=LATENTS)] = None,
     save_z: Annotated[Optional[Path], typer.Option(help="Also write the latents used to this .npy or .safetensors file (to reuse with --z-file).", metavar="PATH", rich_help_panel=LATENTS)] = None,
+    # truncation and style mixing
+    truncation: Annotated[Optional[float], typer.Option(help="Truncation PSI in [0, 1] (1: none; 0: one image). A style-based generator (StyleGAN2) pulls each w towards the mean w: w_avg + PSI·(w − w_avg). Any other generator uses BigGAN's truncation trick on z: entries beyond ±2 drawn again, then z × PSI (random latents of --seed only).", metavar="PSI", rich_help_panel=WSPACE)] = None,
+    style_mix: Annotated[Optional[str], typer.Option(help="A style-mixing grid of a style-based generator instead: ROWS/COLS, two comma lists of seeds (1,2,3/10,11). The top row shows the columns' images, the left column the rows'; each other cell takes its row's w before --mix-from and its column's from there on.", metavar="ROWS/COLS", rich_help_panel=WSPACE)] = None,
+    mix_from: Annotated[Optional[int], typer.Option(help="With --style-mix: the first style layer taken from the column (0 = the 4 px layer; each resolution above adds 2). Default: half the layers (coarse styles from the row, fine from the column).", metavar="LAYER", rich_help_panel=WSPACE)] = None,
     # output
     out_path: Annotated[Optional[Path], typer.Option("--out", "-o", help=f"The grid PNG to write (default {DEFAULT_OUT}).", metavar="PATH", rich_help_panel=OUTPUT)] = None,
     nrow: Annotated[Optional[int], typer.Option(help="Images per grid row (default ⌈√n⌉).", rich_help_panel=OUTPUT)] = None,
@@ -60,6 +65,11 @@ def sample_command(
     """
     _check_options(n, seed, z_value, z_file, out_path, nrow, padding, scale, individual, batch_size)
     _check_class_options(per_class, n, nrow, z_file)
+    from ganctl.latent import wspace
+
+    wspace.check_truncation(truncation)
+    mixing = _check_style_mix(style_mix, mix_from, n=n, seed=seed, z_value=z_value, z_file=z_file, per_class=per_class,
+                              individual=individual, nrow=nrow, save_z=save_z)  # fmt: skip
     if z_file is None and n is None and per_class is None:
         n = DEFAULT_N
 
@@ -91,6 +101,14 @@ def sample_command(
     if per_class is not None:
         require_conditional(info.class_names, "--per-class", source)
     chosen = chosen_classes(classes, info.class_names, source)
+    if mixing is not None:
+        _style_mix_grid(generator, info, source, mixing, mix_from, truncation, chosen, out_path, padding, scale, torch_device, quiet)
+        return
+    w_space = wspace.has_w_space(generator)
+    if truncation is not None and not w_space and (z_file is not None or z_value is not None):
+        raise GanctlError(f"--truncation on {source}, a z-space generator, truncates the random latents of --seed, not those of --z-file or --z-value")
+    if truncation is not None and not w_space and seed is None:
+        seed = latents.fresh_seed()  # drawn here: the truncation's redraws are seeded from it
     if save_z is not None:
         latents.check_labels_can_be_saved(save_z, bool(info.class_names))
     if per_class is not None:  # the same K latents in every class's row
@@ -99,6 +117,12 @@ def sample_command(
     else:
         z, origin = _latents(info.latent_dim, n, seed, z_value, z_file)
         labels = _labels(z, z_file, classes, chosen, info) if info.class_names else None
+    if truncation is not None:
+        if w_space:
+            generator = wspace.truncated(generator, truncation)
+        else:
+            z = wspace.truncated_z(z, truncation, seed)
+        origin += f", truncation {truncation:g}"
     n = z.shape[0]
     if individual is not None and not names:
         names = individual_names(n)
@@ -160,6 +184,48 @@ def _check_class_options(per_class, n, nrow, z_file) -> None:
         clashing = [name for name, value in (("--n", n), ("--nrow", nrow), ("--z-file", z_file)) if value is not None]
         if clashing:
             raise GanctlError(f"{', '.join(clashing)} cannot be used with --per-class, which makes K images of each class, a row each")
+
+
+def _check_style_mix(style_mix, mix_from, **clashing_options):
+    """The rows' and columns' seeds of --style-mix (None without it); refused with the options it replaces."""
+    from ganctl.latent.wspace import parse_style_mix
+
+    check_not_negative("--mix-from", mix_from)
+    if style_mix is None:
+        if mix_from is not None:
+            raise GanctlError("--mix-from chooses the layer of a --style-mix grid; give --style-mix ROWS/COLS too")
+        return None
+    clashing = [f"--{name.replace('_', '-')}" for name, value in clashing_options.items() if value is not None]
+    if clashing:
+        raise GanctlError(f"{', '.join(clashing)} cannot be used with --style-mix, which makes its own grid from its seeds")
+    return parse_style_mix(style_mix)
+
+
+def _style_mix_grid(generator, info, source, mixing, mix_from, psi, chosen, out_path, padding, scale, device, quiet) -> None:
+    """Write the style-mixing grid of ``mixing`` (rows' seeds, columns' seeds); a conditional G draws every cell in the first chosen class."""
+    import torch
+
+    from ganctl import outputs
+    from ganctl.data.images import grid_picture, save_png
+    from ganctl.latent import latents, wspace
+
+    if mix_from is None:
+        mix_from = getattr(generator, "num_ws", 2) // 2
+    wspace.check_mix_from(mix_from, generator, source)
+    rows, cols = mixing
+    row_z = torch.cat([latents.random_latents(1, info.latent_dim, s) for s in rows])
+    col_z = torch.cat([latents.random_latents(1, info.latent_dim, s) for s in cols])
+    labels = (lambda k: torch.full((k,), chosen[0], dtype=torch.long, device=device)) if info.class_names else (lambda k: None)
+    images = wspace.style_mix_images(generator, row_z, col_z, mix_from, psi=psi, pixel_range=info.pixel_range, device=device,
+                                     labels_row=labels(len(rows)), labels_col=labels(len(cols)))  # fmt: skip
+    picture = grid_picture([images], len(cols) + 1, DEFAULT_PADDING if padding is None else padding, scale)
+    with writing_outputs():
+        outputs.make_folder(out_path.parent)
+        save_png(picture, out_path)
+    if not quiet:
+        of_class = f", class {info.class_names[chosen[0]]}" if info.class_names else ""
+        out.print(f"Wrote {out_path} (style mixing: {len(rows)} rows x {len(cols)} columns, the columns' styles from layer {mix_from} of "
+                  f"{generator.num_ws}) from {source}{of_class}.", markup=False, soft_wrap=True)  # fmt: skip
 
 
 def _labels(z, z_file, classes, chosen, info):

@@ -89,9 +89,12 @@ def count_params(module: nn.Module, recurse: bool = True) -> tuple[int, int]:
     """``(trainable, non_trainable)`` parameters, Keras style."""
     trainable = sum(p.numel() for p in module.parameters(recurse) if p.requires_grad)
     frozen = sum(p.numel() for p in module.parameters(recurse) if not p.requires_grad)
+    # buffers that are state (saved with the weights); constants such as a fixed filter are not counted
+    modules = module.modules() if recurse else [module]
     buffers = sum(
-        b.numel() for name, b in module.named_buffers(recurse=recurse) if not name.endswith("num_batches_tracked")
-    )
+        b.numel() for m in modules for name, b in m.named_buffers(recurse=False)
+        if name not in m._non_persistent_buffers_set and name != "num_batches_tracked"
+    )  # fmt: skip
     return trainable, frozen + buffers
 
 

@@ -79,7 +79,8 @@ def load_inputs(config: TrainConfig, processes: distributed.Processes, say: Call
     arch.check(**arch.arch_args(r.image_size, r.channels, r.latent_dim))  # before minutes of loading
     if r.conditional:
         check_conditional_arch(arch)
-    LOSSES.get(r.loss)  # unknown names are refused now, not after the data has loaded
+    loss = LOSSES.get(r.loss).obj  # unknown names are refused now, not after the data has loaded
+    _check_paired(r.loss, loss)
     if r.regularizer != "none":
         REGULARIZERS.get(r.regularizer)
     data = _load_images(c, say)
@@ -147,3 +148,13 @@ def _load_images(c: TrainConfig, say: Callable[[str], None]) -> TrainingImages:
     if not r.conditional:  # an unconditional run never sees the labels
         return TrainingImages(loaded.images)
     return TrainingImages(loaded.images, loaded.labels, tuple(loaded.class_names))
+
+
+def _check_paired(name: str, loss: object) -> None:
+    """A relativistic loss (``paired``) trains only with a step that hands it real and fake logits together."""
+    if not getattr(loss, "paired", False):
+        return
+    from ganctl.training.step import TrainStep
+
+    if not getattr(TrainStep, "steps_paired_losses", False):
+        raise GanctlError(f"the {name} loss compares real and fake logits in pairs, which this version's training step does not do yet")

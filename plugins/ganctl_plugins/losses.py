@@ -60,3 +60,25 @@ class WGANLoss(GANLoss):
 
     def g(self, fake_logits: torch.Tensor) -> torch.Tensor:
         return -fake_logits.mean()
+
+
+@register_loss(
+    "rpgan",
+    description="relativistic pairing (R3GAN, Huang et al. 2024): softplus(D(fake) - D(real)) over pairs; with --reg r1 and r2",
+)
+class RelativisticPairingLoss(GANLoss):
+    """R3GAN's objective: each real image's logit is compared with a fake's, ``D: softplus(-(D(x_r) - D(x_f)))``,
+    ``G: softplus(-(D(x_f) - D(x_r)))`` (means over the pairs). It needs both logits at once, so it
+    implements the paired methods (``paired = True``) instead of the three one-sided ones; a trainer
+    steps it only where it calls ``d_pair``/``g_pair`` (``ganctl.losses``)."""
+
+    paired = True
+
+    def d_pair(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+        return F.softplus(fake_logits - real_logits).mean()
+
+    def g_pair(self, fake_logits: torch.Tensor, real_logits: torch.Tensor) -> torch.Tensor:
+        return F.softplus(real_logits - fake_logits).mean()
+
+    def says_real(self, logits: torch.Tensor) -> torch.Tensor:
+        return logits > 0  # only the difference of a pair means something; reported as for the others
