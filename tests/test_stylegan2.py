@@ -3,6 +3,8 @@ tools of ``ganctl sample``, conditional training, and the relativistic pairing l
 
 from __future__ import annotations
 
+import json
+
 import math
 
 import pytest
@@ -10,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from ganctl.registry import ARCHITECTURES, LOSSES
-from tests.helpers import QUICK, invoke, make_generator, one_line_error, train
+from tests.helpers import read_tensors, QUICK, invoke, make_generator, one_line_error, train
 
 
 def params(module: torch.nn.Module) -> int:
@@ -199,13 +201,26 @@ def test_rpgan_compares_pairs():
     assert torch.allclose(loss.d_pair(real + 7, fake + 7), loss.d_pair(real, fake))
 
 
-def test_rpgan_is_refused_before_the_run_starts_while_the_step_cannot_pair():
-    from ganctl.training.step import TrainStep
+@pytest.mark.parametrize("mode", ["joint", "simultaneous"])
+def test_rpgan_trains_with_r1_and_r2_and_resumes_bitwise(mode, tmp_path):
+    """The relativistic pairing loss through the step: D's halves paired, G's images paired with
+    the last D update's real ones; with R3GAN's R1 + R2 (here R1), and a bitwise resume."""
+    args = [*QUICK, "--arch", "mnist-dcgan", "--loss", "rpgan", "--d-update", mode, "--reg", "r1", "--reg-weight", "1",
+            "--checkpoint-every", "2"]  # fmt: skip
+    straight, halves = tmp_path / "straight", tmp_path / "halves"
+    assert train(*args, "--max-steps", "4", "--out", straight).exit_code == 0
+    assert train(*args, "--max-steps", "2", "--out", halves).exit_code == 0
+    assert train("--resume", "--max-steps", "4", "--out", halves, "--quiet").exit_code == 0
+    a, b = read_tensors(straight / "generator.safetensors"), read_tensors(halves / "generator.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    record = json.loads((straight / "metrics.jsonl").read_text().splitlines()[-1])
+    assert {"d_loss", "g_loss", "r1"} <= record.keys() and "d_loss_real" not in record
 
-    if getattr(TrainStep, "steps_paired_losses", False):
-        pytest.skip("the training step pairs logits")
-    one_line_error(train("--arch", "stylegan2-small", *QUICK, "--loss", "rpgan", "--max-steps", "1"), "rpgan", "pairs")
-    assert not any((p / "config.json").exists() for p in (__import__("pathlib").Path("runs")).glob("*"))
+
+def test_rpgan_with_the_separate_update_is_refused_in_one_line(tmp_path):
+    result = train("--arch", "mnist-dcgan", *QUICK, "--loss", "rpgan", "--d-update", "separate", "--out", tmp_path / "run")
+    one_line_error(result, "rpgan", "pairs", "joint or simultaneous")
+    assert not (tmp_path / "run").exists()
 
 
 @pytest.mark.slow

@@ -80,7 +80,7 @@ def load_inputs(config: TrainConfig, processes: distributed.Processes, say: Call
     if r.conditional:
         check_conditional_arch(arch)
     loss = LOSSES.get(r.loss).obj  # unknown names are refused now, not after the data has loaded
-    _check_paired(r.loss, loss)
+    _check_paired(r.loss, loss, r.d_update)
     if r.regularizer != "none":
         REGULARIZERS.get(r.regularizer)
     data = _load_images(c, say)
@@ -150,10 +150,12 @@ def _load_images(c: TrainConfig, say: Callable[[str], None]) -> TrainingImages:
     return TrainingImages(loaded.images, loaded.labels, tuple(loaded.class_names))
 
 
-def _check_paired(name: str, loss: object) -> None:
+def _check_paired(name: str, loss: object, d_update: str) -> None:
     """A relativistic loss (``paired``) trains only with a step that hands it real and fake logits together."""
     if not getattr(loss, "paired", False):
         return
+    if d_update == "separate":  # D's halves are separate optimiser steps there: no pairs to compare
+        raise GanctlError(f"the {name} loss compares real and fake logits in pairs; use --d-update joint or simultaneous, not separate")
     from ganctl.training.step import TrainStep
 
     if not getattr(TrainStep, "steps_paired_losses", False):

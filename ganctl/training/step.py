@@ -56,6 +56,9 @@ __all__ = ["CORE_STATS", "Iteration", "Networks", "Phase", "PhaseResult", "Share
 
 
 class TrainStep:
+    # A relativistic ("paired") loss gets each real logit with a fake's: D's updates pair their
+    # real and fake halves, G's pairs its images with the last D update's real ones.
+    steps_paired_losses = True
     def __init__(
         self,
         nets: Networks,
@@ -254,6 +257,10 @@ class TrainStep:
     def _draw_g(self, it: Iteration) -> Draws:
         n = self.recipe.batch_size
         z = self._latents(n)
+        if self.loss.paired:  # G's images paired with the last D update's real ones, of their classes
+            index = torch.arange(n, device=self.device) % it.real.shape[0]
+            labels = None if it.labels is None else it.labels[index]
+            return {"z": z, "labels": labels, "aug": self._augmentation(n), "real": it.real[index], "aug_real": self._augmentation(n)}
         return {"z": z, "labels": self._g_labels(n), "aug": self._augmentation(n)}
 
     @staticmethod
@@ -316,9 +323,16 @@ class TrainStep:
         fake = self._fakes_for_d(drawn["z"], labels)
         logits = self.run_D(torch.cat([real, fake]), None if labels is None else torch.cat([labels, labels]), augmentation=drawn["aug_pair"])
         real_logits, fake_logits = logits[:half], logits[half:]
+        if self.loss.paired:
+            return PhaseResult(*self._d_paired(real_logits, fake_logits), (real, fake, labels))
         d_real, d_fake = self.loss.d_real(real_logits), self.loss.d_fake(fake_logits)
         # Keras averages over the stacked batch: the mean of the two halves' means
         return PhaseResult({"D": 0.5 * (d_real + d_fake)}, self._d_stats(d_real, d_fake, real_logits, fake_logits), (real, fake, labels))
+
+    def _d_paired(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> tuple[dict, dict]:
+        """A relativistic loss's D update: each real image's logit against a fake's."""
+        d_loss = self.loss.d_pair(real_logits, fake_logits)
+        return {"D": d_loss}, {"d_loss": d_loss, **self._d_stats(real_logits=real_logits, fake_logits=fake_logits)}
 
     def _d_both(self, drawn: Draws) -> PhaseResult:
         """A plain D update on a full real and a full fake batch (simultaneous mode's extra D steps)."""
@@ -326,6 +340,8 @@ class TrainStep:
         fake = self._fakes_for_d(drawn["z"], labels)
         real_logits = self.run_D(real, labels, augmentation=drawn["aug_real"])
         fake_logits = self.run_D(fake, labels, augmentation=drawn["aug_fake"])
+        if self.loss.paired:
+            return PhaseResult(*self._d_paired(real_logits, fake_logits), (real, fake, labels))
         d_real, d_fake = self.loss.d_real(real_logits), self.loss.d_fake(fake_logits)
         return PhaseResult({"D": d_real + d_fake}, self._d_stats(d_real, d_fake, real_logits, fake_logits), (real, fake, labels))
 
@@ -339,7 +355,13 @@ class TrainStep:
         labels = drawn["labels"]
         with autocast(self.device, self.amp):
             fake = self._generate(drawn["z"], labels)
-        g_loss = self.loss.g(self.run_D(fake, labels, augmentation=drawn["aug"]))
+        fake_logits = self.run_D(fake, labels, augmentation=drawn["aug"])
+        if self.loss.paired:
+            with torch.no_grad():  # the real side of each pair: G's gradient flows through its own images only
+                real_logits = self.run_D(drawn["real"], labels, augmentation=drawn["aug_real"])
+            g_loss = self.loss.g_pair(fake_logits, real_logits)
+        else:
+            g_loss = self.loss.g(fake_logits)
         return PhaseResult({"G": g_loss}, {"g_loss": g_loss})
 
     def _gd_simultaneous(self, drawn: Draws) -> PhaseResult:
@@ -349,6 +371,10 @@ class TrainStep:
             fake = self._generate(drawn["z"], labels)
         real_logits = self.run_D(real, labels, augmentation=drawn["aug_real"])
         fake_logits = self.run_D(fake, labels, augmentation=drawn["aug_fake"])
+        if self.loss.paired:
+            losses, stats = self._d_paired(real_logits, fake_logits)
+            g_loss = self.loss.g_pair(fake_logits, real_logits.detach())
+            return PhaseResult({"G": g_loss, **losses}, {**stats, "g_loss": g_loss}, (real, fake.detach(), labels))
         d_real, d_fake = self.loss.d_real(real_logits), self.loss.d_fake(fake_logits)
         g_loss = self.loss.g(fake_logits)
         stats = {**self._d_stats(d_real, d_fake, real_logits, fake_logits), "g_loss": g_loss}
