@@ -35,7 +35,8 @@ def _generator_file(path, arch_name: str, num_classes: int = 0):
     return path
 
 
-SLOW = {"sngan-resnet"}  # ~3-6 s to export on two shared cores; the others well under 2 s
+# ~3-6 s to export on two shared cores (the paper-size StyleGAN2s more); the others well under 2 s
+SLOW = {"sngan-resnet", "stylegan2", "stylegan2-cifar"}
 CASES = [pytest.param(name, 0, marks=[pytest.mark.slow] if name in SLOW else []) for name in ARCHITECTURES.names()] + [
     (name, 3) for name in ARCHITECTURES.names() if ARCHITECTURES.get(name).obj.conditional and name not in SLOW
 ][:3]
@@ -59,8 +60,9 @@ def test_onnx_model_gives_pytorchs_images_for_every_architecture(arch_name, num_
         expected = (generator(z, labels) if num_classes else generator(z)).numpy()
     assert images.shape == (7, *info.image_shape)
     np.testing.assert_allclose(images, expected, atol=1e-4, rtol=0)
-    low, high = info.pixel_range
-    assert images.min() >= low - 1e-6 and images.max() <= high + 1e-6
+    if not getattr(generator, "unbounded_output", False):  # StyleGAN2 has no final tanh, as its reference
+        low, high = info.pixel_range
+        assert images.min() >= low - 1e-6 and images.max() <= high + 1e-6
 
 
 def test_export_command_writes_a_checked_model_with_the_files_description(tmp_path):

@@ -174,7 +174,8 @@ class ModulatedConv2d(nn.Module):
         self.style_gain = 1.0 if demodulate else 1.0 / math.sqrt(in_channels * kernel_size * kernel_size)
 
     def forward(self, x: torch.Tensor, styles: torch.Tensor, fused: bool | None = None) -> torch.Tensor:
-        fused = (not self.training) if fused is None else fused
+        if fused is None:  # (an ONNX graph cannot hold per-image weights: the same numbers, unfused)
+            fused = not self.training and not torch.onnx.is_in_onnx_export()
         return modulated_conv2d(x, self.weight.to(x.dtype), (styles * self.style_gain).to(x.dtype), demodulate=self.demodulate,
                                 fused=fused, padding=self.padding, transposed=self.transposed)  # fmt: skip
 
