@@ -284,31 +284,69 @@ def current() -> Processes:
     return _current
 
 
+MAX_WORLD = 1 << 16  # processes: far more than any run, far less than what overflows a tensor of ranks
+START_TIMEOUT_ENV = "GANCTL_DIST_START_TIMEOUT"
+START_TIMEOUT_S = 60.0  # how long a process waits for the others to join before it gives up
+
+
+def _whole(env: dict[str, str], name: str, default: str | None, low: int, high: int) -> int:
+    text = env.get(name, default) if default is not None else env[name]
+    if not (text or "").strip().isdigit() or not low <= int(text) <= high:
+        raise GanctlError(
+            f"the environment variable {name}={text!r} must be a whole number from {low} to {high} (torchrun sets it); "
+            "unset it to train with one process"
+        )
+    return int(text)
+
+
 def detect(environ: dict[str, str] | None = None) -> tuple[int, int, int, int]:
-    """(rank, local rank, world size, restart count) from torchrun's environment; one process without it."""
+    """(rank, local rank, world size, restart count) from torchrun's environment; one process without it.
+
+    Every value is checked (a whole number in range; RANK below WORLD_SIZE; MASTER_ADDR and a port
+    for a world of several), and a wrong one is one sentence naming the variable.
+    """
     env = os.environ if environ is None else environ
     if "WORLD_SIZE" not in env:
         return 0, 0, 1, 0
-    try:
-        world = int(env["WORLD_SIZE"])
-        rank = int(env.get("RANK", "0"))
-        local = int(env.get("LOCAL_RANK", str(rank)))
-        restart = int(env.get("TORCHELASTIC_RESTART_COUNT", "0"))
-    except ValueError:
-        raise GanctlError("RANK, LOCAL_RANK and WORLD_SIZE in the environment must be whole numbers (torchrun sets them)") from None
-    if world < 1 or not 0 <= rank < world or local < 0:
-        raise GanctlError(f"the environment says rank {rank} of {world} processes (local rank {local}), which cannot be")
+    world = _whole(env, "WORLD_SIZE", None, 1, MAX_WORLD)
+    rank = _whole(env, "RANK", "0", 0, MAX_WORLD)
+    local = _whole(env, "LOCAL_RANK", str(rank), 0, MAX_WORLD)
+    restart = _whole(env, "TORCHELASTIC_RESTART_COUNT", "0", 0, 1 << 31)
+    if rank >= world:
+        raise GanctlError(f"the environment variable RANK={rank} must be below WORLD_SIZE={world} (ranks count from 0)")
+    if world > 1:
+        if not env.get("MASTER_ADDR", "").strip():
+            raise GanctlError(
+                f"WORLD_SIZE={world} in the environment, but MASTER_ADDR is not set: start the processes with "
+                "torchrun (which sets both), or unset WORLD_SIZE to train with one process"
+            )
+        _whole(env, "MASTER_PORT", None if "MASTER_PORT" in env else "", 1, 65535)
     return rank, local, world, restart
+
+
+def start_timeout() -> float:
+    """Seconds a process waits for the run's other processes to join (``$GANCTL_DIST_START_TIMEOUT``, default 60)."""
+    text = os.environ.get(START_TIMEOUT_ENV, "")
+    if not text:
+        return START_TIMEOUT_S
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not 0 < seconds <= 86400:
+        raise GanctlError(f"the environment variable {START_TIMEOUT_ENV}={text!r} must be a number of seconds from 0 to 86400")
+    return seconds
 
 
 def start(backend: str = "auto") -> Processes:
     """Join the run's process group when torchrun started this process (nothing to do for one process)."""
     global _current
-    rank = int(os.environ.get("RANK", "0")) if os.environ.get("RANK", "0").isdigit() else 0
+    # a wrong environment is reported by every process that finds it (it may be the only one)
+    rank, local, world, restart = detect()
+    timeout = start_timeout()
     try:
         if backend not in BACKENDS:
             raise GanctlError(f"unknown --dist-backend '{backend}'; use auto, nccl or gloo")
-        rank, local, world, restart = detect()
         if world > 1:
             if not torch.distributed.is_available():
                 raise GanctlError("this PyTorch was built without torch.distributed; train with one process")
@@ -321,15 +359,34 @@ def start(backend: str = "auto") -> Processes:
         cuda = torch.cuda.is_available() and backend != "gloo"
         if cuda and local < torch.cuda.device_count():
             torch.cuda.set_device(local)  # NCCL's communicator of this rank lives on its own GPU
-        with _collective("joining the other processes"):
+        with _joining(world, timeout):
             # torchrun's store outlives a restart (--max-restarts): the keys of each attempt are kept
-            # apart, or the new processes could read the addresses of the ones that died
-            store, _, _ = next(torch.distributed.rendezvous("env://"))
+            # apart, or the new processes could read the addresses of the ones that died. The store
+            # waits at most `timeout` for the others (a WORLD_SIZE no launcher honours would wait forever).
+            import datetime
+
+            store, _, _ = next(torch.distributed.rendezvous("env://", timeout=datetime.timedelta(seconds=timeout)))
             store = torch.distributed.PrefixStore(f"ganctl-attempt-{restart}/", store)
             torch.distributed.init_process_group(
                 backend="cpu:gloo,cuda:nccl" if cuda else "gloo", store=store, rank=rank, world_size=world
             )
     return _current
+
+
+@contextlib.contextmanager
+def _joining(world: int, timeout: float) -> Iterator[None]:
+    """Meeting the other processes: any failure (no peer within the timeout, a port in use, an
+    address that does not resolve) is one sentence naming the environment that set it up."""
+    try:
+        yield
+    except (RuntimeError, ValueError, OSError) as exc:
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        where = f"{os.environ.get('MASTER_ADDR')}:{os.environ.get('MASTER_PORT')}"
+        raise GanctlError(
+            f"the {world} processes of WORLD_SIZE={world} did not all meet at MASTER_ADDR:MASTER_PORT {where} within "
+            f"{timeout:g} s ({text[:160]}); start every process (torchrun --nproc-per-node {world}), or unset WORLD_SIZE "
+            f"to train with one ({START_TIMEOUT_ENV} sets the wait)"
+        ) from None
 
 
 def stop() -> None:

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ganctl.errors import GanctlError
-from ganctl.fileio import atomic_write_bytes
+from ganctl.fileio import atomic_write_bytes, read_regular_file
 
 ENV_RUNS_DIR = "GANCTL_RUNS_DIR"
 LATEST = "LATEST"  # under the runs root
@@ -53,8 +53,8 @@ GRID_GLOB = "epoch-*.png"  # the epochs' grids, the frames of progress.gif (in n
 CHECKPOINT_GLOB = "step-*.safetensors"
 SNAPSHOT_GLOB = "generator-*.safetensors"
 
-_CHECKPOINT_NAME = re.compile(r"step-(\d+)\.safetensors")
-_EPOCH_TAG = re.compile(r"epoch-(\d+)")
+_CHECKPOINT_NAME = re.compile(r"step-([0-9]{1,15})\.safetensors")  # ASCII digits, at most 15 (below MAX_STEP)
+_EPOCH_TAG = re.compile(r"epoch-([0-9]{1,15})")
 
 
 # --- names --------------------------------------------------------------------------------
@@ -252,8 +252,8 @@ def latest_run(root: Path | None = None) -> Path | None:
     """The run ``LATEST`` under ``root`` (default: the runs root) names, if it still exists."""
     pointer = Path(root if root is not None else runs_root()) / LATEST
     try:
-        text = pointer.read_text().strip()
-    except (OSError, UnicodeDecodeError):  # absent, or not what ganctl wrote
+        text = read_regular_file(pointer, 1 << 16).decode("utf-8").strip()
+    except (OSError, UnicodeDecodeError, GanctlError):  # absent, or not what ganctl wrote (a FIFO, a large file)
         return None
     try:
         path = Path(text)
