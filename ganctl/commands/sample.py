@@ -9,8 +9,8 @@ from typing import Annotated, Optional
 import typer
 
 from ganctl.commands.common import (
-    AmpOption, DeviceOption, ForceOption, QuietOption, ScaleOption, check_at_least, check_not_negative, err,
-    handles_errors, out, writing_outputs,
+    AmpOption, DeviceOption, ForceOption, QuietOption, ScaleOption, check_at_least, check_memory, check_not_negative, err,
+    handles_errors, images_bytes, out, writing_outputs,
 )
 from ganctl.errors import GanctlError
 from ganctl.latent.latents import check_latent_file_name
@@ -88,6 +88,10 @@ def sample_command(
     if per_class is not None:
         require_conditional(info.class_names, "--per-class", source)
     chosen = chosen_classes(classes, info.class_names, source)
+    if z_file is None:  # (a latent file's points are bounded by its size)
+        count = per_class * len(chosen) if per_class is not None else n
+        check_memory(f"{count:,} images", images_bytes(count, info.latent_dim, info.image_shape, scale if individual is None else 1,
+                     padding), "ask for fewer (--n, --per-class) or a smaller --scale")  # fmt: skip
     if save_z is not None:
         latents.check_labels_can_be_saved(save_z, bool(info.class_names))
     if per_class is not None:  # the same K latents in every class's row
