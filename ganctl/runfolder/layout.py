@@ -202,17 +202,19 @@ class RunFolder:
 
 
 def list_checkpoints(folder: Path) -> list[Path]:
-    """Checkpoints in a ``checkpoints/`` folder, oldest first; other files are ignored."""
+    """Checkpoints in a ``checkpoints/`` folder, oldest first; other names, and anything that is not a
+    regular file (a folder, a FIFO no reader may open, a dangling link), are ignored."""
     try:
-        found = [(step, p) for p in Path(folder).glob(CHECKPOINT_GLOB) if (step := checkpoint_step(p.name)) is not None]
+        found = [(step, p) for p in Path(folder).glob(CHECKPOINT_GLOB) if (step := checkpoint_step(p.name)) is not None and p.is_file()]
     except OSError:
         return []
     return [p for _, p in sorted(found)]
 
 
 def _sorted_glob(folder: Path, pattern: str) -> list[Path]:
+    """The regular files matching ``pattern``, by name (a FIFO among grids would block the reader)."""
     try:
-        return sorted(Path(folder).glob(pattern), key=lambda p: p.name)
+        return sorted((p for p in Path(folder).glob(pattern) if p.is_file()), key=lambda p: p.name)
     except OSError:
         return []
 

@@ -29,7 +29,7 @@ from ganctl.runfolder.layout import RunFolder
 from ganctl.runfolder.records import Metrics, is_number, read_metrics
 from ganctl.runfolder.report_plots import Panel, Series, draw, smoothing_weight
 
-MAX_CURVES = 24  # statistics plotted; a foreign or edited file with hundreds gets the first ones (and a note)
+MAX_CURVES = 16  # statistics plotted; a foreign or edited file with hundreds gets the first ones (and a note)
 MAX_STRIP = 60  # grids in a run's strip; more are thinned out evenly (first and last kept)
 THUMB_WIDTH = 256  # grids wider than this are shrunk for the strip (the final grid is not)
 EVENT_GREY = "#555555"
