@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ganctl.errors import GanctlError
 from ganctl.fileio import atomic_write_bytes, read_regular_file
 
 

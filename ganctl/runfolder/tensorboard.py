@@ -176,8 +176,10 @@ def _quiet_writer_thread() -> None:
     """TensorBoard writes from a thread of its own, which re-raises a failed write (a full disk) and
     so prints a traceback; the same error reaches the next write of the main thread, where it becomes
     one sentence. Only that thread's exceptions are silenced; every other thread's are printed."""
-    from tensorboard.summary.writer.event_file_writer import _AsyncWriterThread
-
+    try:
+        from tensorboard.summary.writer.event_file_writer import _AsyncWriterThread
+    except ImportError:  # another tensorboard: its thread's traceback may show, the error stays one line
+        return
     previous = threading.excepthook
     if getattr(previous, "ganctl_quiet_tensorboard", False):
         return
