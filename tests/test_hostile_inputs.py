@@ -186,6 +186,8 @@ def test_a_class_name_a_generator_file_cannot_hold_is_refused_before_training(tm
     (["bench", "--arch", "mnist-dcgan", "--batch-size", "0"], ["--batch-size must be from 1 to 65,536"]),
     (["latent-arith", "--concept", "a=0", "--expr", "9" * 400 + "*a"], ["above 1000"]),
     (["latent-arith", "--concept", "a=0", "--expr", "a", "--noise", "1e308"], ["--noise must be from 0 to 1000"]),
+    (["sample", "--z-value", "1e308"], ["--z-value must be a number from -1000 to 1000"]),
+    (["latent-walk", "--fps", "1e9", "--out", "w.gif"], ["--fps must be a positive number, at most 100"]),
 ])  # fmt: skip
 def test_numbers_beyond_memory_or_range_are_one_line_before_any_work(args, fragments, mnist, z_file, tmp_path):
     weights = [] if args[0] in ("inspect-arch", "bench") else ["--weights", str(mnist)]

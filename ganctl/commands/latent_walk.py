@@ -21,6 +21,7 @@ CLASSES = "Classes (class-conditional generators)"
 OUTPUT = "Output"
 HW = "Device"
 
+MAX_FPS = 100  # GIF times frames in hundredths of a second
 DEFAULT_POINTS = 2
 DEFAULT_ROWS = 4
 DEFAULT_OUT = Path("walk.gif")
@@ -130,8 +131,8 @@ def _check_options(steps, points, rows, mode, seed, z_file, targets, fps, scale,
     for target in targets:
         if target.suffix.lower() not in GRID_SUFFIXES + ANIMATION_SUFFIXES:
             raise GanctlError(f"--out {target}: use .png (a grid), .gif or .webp (an animation)")
-    if not (math.isfinite(fps) and fps > 0):
-        raise GanctlError(f"--fps must be a positive number, not {fps}")
+    if not (math.isfinite(fps) and 0 < fps <= MAX_FPS):
+        raise GanctlError(f"--fps must be a positive number, at most {MAX_FPS} (a frame shows for at least 10 ms), not {fps}")
     check_at_least("--scale", scale)
     check_not_negative("--padding", padding)
     check_at_least("--batch-size", batch_size)

@@ -21,6 +21,7 @@ OUTPUT = "Output"
 HW = "Device"
 
 DEFAULT_N = 100
+MAX_Z_VALUE = 1000.0  # beyond any latent a generator was trained on, and within float32
 DEFAULT_OUT = Path("samples.png")
 DEFAULT_PADDING = 2
 
@@ -139,8 +140,8 @@ def _check_options(n, seed, z_value, z_file, out_path, nrow, padding, scale, ind
     if len(sources) > 1:
         raise GanctlError(f"{' and '.join(sources)} cannot be used together; pick one source of latent points")
     check_at_least("--n", n)
-    if z_value is not None and not math.isfinite(z_value):
-        raise GanctlError(f"--z-value must be a finite number, not {z_value}")
+    if z_value is not None and not abs(z_value) <= MAX_Z_VALUE:
+        raise GanctlError(f"--z-value must be a number from -{MAX_Z_VALUE:g} to {MAX_Z_VALUE:g} (latents are N(0, I)), not {z_value}")
     if z_file is not None:
         check_latent_file_name(z_file)
     check_at_least("--scale", scale)
