@@ -31,7 +31,7 @@ from typing import Any, TypeVar
 import torch
 
 from ganctl.errors import GanctlError
-from ganctl.torchrun_env import START_TIMEOUT_ENV, detect, start_timeout
+from ganctl.torchrun_env import START_TIMEOUT_ENV, check_master_address, detect, start_timeout
 
 BACKENDS = ("auto", "nccl", "gloo")
 T = TypeVar("T")
@@ -291,6 +291,8 @@ def start(backend: str = "auto") -> Processes:
     # a wrong environment is reported by every process that finds it (it may be the only one)
     rank, local, world, restart = detect()
     timeout = start_timeout()
+    if world > 1:
+        check_master_address()
     try:
         if backend not in BACKENDS:
             raise GanctlError(f"unknown --dist-backend '{backend}'; use auto, nccl or gloo")
@@ -312,7 +314,7 @@ def start(backend: str = "auto") -> Processes:
             # waits at most `timeout` for the others (a WORLD_SIZE no launcher honours would wait forever).
             import datetime
 
-            store, _, _ = next(torch.distributed.rendezvous("env://", timeout=datetime.timedelta(seconds=timeout)))
+            store, _, _ = next(torch.distributed.rendezvous("env://", rank, world, timeout=datetime.timedelta(seconds=timeout)))
             store = torch.distributed.PrefixStore(f"ganctl-attempt-{restart}/", store)
             torch.distributed.init_process_group(
                 backend="cpu:gloo,cuda:nccl" if cuda else "gloo", store=store, rank=rank, world_size=world

@@ -51,6 +51,18 @@ def detect(environ: dict[str, str] | None = None) -> tuple[int, int, int, int]:
     return rank, local, world, restart
 
 
+def check_master_address() -> None:
+    """MASTER_ADDR must name a host this machine can resolve (else torch retries, printing its own
+    warnings, until the timeout)."""
+    import socket
+
+    address = os.environ.get("MASTER_ADDR", "")
+    try:
+        socket.getaddrinfo(address, None)
+    except (OSError, UnicodeError) as exc:
+        raise GanctlError(f"the environment variable MASTER_ADDR={address!r} names no host this machine can reach ({exc})") from None
+
+
 def start_timeout() -> float:
     """Seconds a process waits for the run's other processes to join (``$GANCTL_DIST_START_TIMEOUT``, default 60)."""
     text = os.environ.get(START_TIMEOUT_ENV, "")
