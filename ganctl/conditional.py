@@ -92,6 +92,25 @@ def check_labelled(dataset: str, labels: object, class_names: Sequence[str]) -> 
         raise GanctlError(f"--conditional needs labelled images, and {dataset} has no labels; {how}")
     if len(class_names) < 2:
         raise GanctlError(f"--conditional needs at least 2 classes; {dataset} has {len(class_names)} ({', '.join(class_names)})")
+    for name in class_names:  # checked before training: the generator file must hold them all
+        if problem := class_name_problem(name):
+            raise GanctlError(f"--conditional: the class name {name!r} of {dataset} {problem}; rename that class (its subfolder)")
+
+
+MAX_CLASS_NAME = 255  # characters: a folder name's limit on common file systems
+
+
+def class_name_problem(name: object) -> str | None:
+    """Why a generator file cannot hold ``name`` as a class name (None: it can)."""
+    if not isinstance(name, str) or not name:
+        return "is empty"
+    if len(name) > MAX_CLASS_NAME:
+        return f"is longer than {MAX_CLASS_NAME} characters"
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:  # a folder name that is not UTF-8 (read with surrogate escapes)
+        return "is not valid UTF-8 text"
+    return None
 
 
 @dataclass(frozen=True)
@@ -138,8 +157,19 @@ def parse_class(value: str, class_names: Sequence[str], option: str = "--class")
 
 
 def parse_classes(values: Sequence[str], class_names: Sequence[str], option: str = "--class") -> list[int]:
-    """Each value may itself be a comma list (``--class cat,dog``)."""
-    return [parse_class(part, class_names, option) for value in values for part in value.split(",") if part.strip()]
+    """Each value may itself be a comma list (``--class cat,dog``); a value that is a class's whole
+    name is that class, commas and spaces included (a folder may be named ``a,b``). A value that
+    names no class at all (``--class ""`` from an empty shell variable) is one sentence."""
+    chosen = []
+    for value in values:
+        if value in class_names:
+            chosen.append(list(class_names).index(value))
+        else:
+            chosen += [parse_class(part, class_names, option) for part in value.split(",") if part.strip()]
+    if not chosen:
+        given = ", ".join(repr(v) for v in values)
+        raise GanctlError(f"{option} {given} names no class; name one of {', '.join(class_names)} (or an index from 0)")
+    return chosen
 
 
 def require_conditional(class_names: Sequence[str], option: str, source: object) -> None:

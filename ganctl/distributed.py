@@ -31,6 +31,7 @@ from typing import Any, TypeVar
 import torch
 
 from ganctl.errors import GanctlError
+from ganctl.torchrun_env import START_TIMEOUT_ENV, check_master_address, detect, start_timeout
 
 BACKENDS = ("auto", "nccl", "gloo")
 T = TypeVar("T")
@@ -292,31 +293,17 @@ def current() -> Processes:
     return _current
 
 
-def detect(environ: dict[str, str] | None = None) -> tuple[int, int, int, int]:
-    """(rank, local rank, world size, restart count) from torchrun's environment; one process without it."""
-    env = os.environ if environ is None else environ
-    if "WORLD_SIZE" not in env:
-        return 0, 0, 1, 0
-    try:
-        world = int(env["WORLD_SIZE"])
-        rank = int(env.get("RANK", "0"))
-        local = int(env.get("LOCAL_RANK", str(rank)))
-        restart = int(env.get("TORCHELASTIC_RESTART_COUNT", "0"))
-    except ValueError:
-        raise GanctlError("RANK, LOCAL_RANK and WORLD_SIZE in the environment must be whole numbers (torchrun sets them)") from None
-    if world < 1 or not 0 <= rank < world or local < 0:
-        raise GanctlError(f"the environment says rank {rank} of {world} processes (local rank {local}), which cannot be")
-    return rank, local, world, restart
-
-
 def start(backend: str = "auto") -> Processes:
     """Join the run's process group when torchrun started this process (nothing to do for one process)."""
     global _current
-    rank = int(os.environ.get("RANK", "0")) if os.environ.get("RANK", "0").isdigit() else 0
+    # a wrong environment is reported by every process that finds it (it may be the only one)
+    rank, local, world, restart = detect()
+    timeout = start_timeout()
+    if world > 1:
+        check_master_address()
     try:
         if backend not in BACKENDS:
             raise GanctlError(f"unknown --dist-backend '{backend}'; use auto, nccl or gloo")
-        rank, local, world, restart = detect()
         if world > 1:
             if not torch.distributed.is_available():
                 raise GanctlError("this PyTorch was built without torch.distributed; train with one process")
@@ -329,15 +316,34 @@ def start(backend: str = "auto") -> Processes:
         cuda = torch.cuda.is_available() and backend != "gloo"
         if cuda and local < torch.cuda.device_count():
             torch.cuda.set_device(local)  # NCCL's communicator of this rank lives on its own GPU
-        with _collective("joining the other processes"):
+        with _joining(world, timeout):
             # torchrun's store outlives a restart (--max-restarts): the keys of each attempt are kept
-            # apart, or the new processes could read the addresses of the ones that died
-            store, _, _ = next(torch.distributed.rendezvous("env://"))
+            # apart, or the new processes could read the addresses of the ones that died. The store
+            # waits at most `timeout` for the others (a WORLD_SIZE no launcher honours would wait forever).
+            import datetime
+
+            store, _, _ = next(torch.distributed.rendezvous("env://", rank, world, timeout=datetime.timedelta(seconds=timeout)))
             store = torch.distributed.PrefixStore(f"ganctl-attempt-{restart}/", store)
             torch.distributed.init_process_group(
                 backend="cpu:gloo,cuda:nccl" if cuda else "gloo", store=store, rank=rank, world_size=world
             )
     return _current
+
+
+@contextlib.contextmanager
+def _joining(world: int, timeout: float) -> Iterator[None]:
+    """Meeting the other processes: any failure (no peer within the timeout, a port in use, an
+    address that does not resolve) is one sentence naming the environment that set it up."""
+    try:
+        yield
+    except (RuntimeError, ValueError, OSError) as exc:
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        where = f"{os.environ.get('MASTER_ADDR')}:{os.environ.get('MASTER_PORT')}"
+        raise GanctlError(
+            f"the {world} processes of WORLD_SIZE={world} did not all meet at MASTER_ADDR:MASTER_PORT {where} within "
+            f"{timeout:g} s ({text[:160]}); start every process (torchrun --nproc-per-node {world}), or unset WORLD_SIZE "
+            f"to train with one ({START_TIMEOUT_ENV} sets the wait)"
+        ) from None
 
 
 def stop() -> None:

@@ -3,7 +3,8 @@
 Every file ganctl writes that a later run reads (weights, checkpoints, JSON) goes through
 ``atomic_write_bytes``: the bytes go to a temporary file in the same folder, are flushed
 to disk, and the temporary file is renamed over the target. A reader sees the old file or
-the new one, never a torn one, even after ``kill -9`` or a power cut.
+the new one, never a torn one, even after ``kill -9`` or a power cut. ``read_regular_file`` is
+the other side: it reads a file ganctl wrote, refusing a FIFO or device put in its place.
 """
 
 from __future__ import annotations
@@ -57,5 +58,43 @@ def _fsync_dir(folder: Path) -> None:
         os.fsync(fd)
     except OSError:
         pass
+    finally:
+        os.close(fd)
+
+
+def read_regular_file(path: Path, limit: int) -> bytes:
+    """The bytes of ``path`` if it is a regular file of at most ``limit`` bytes.
+
+    A FIFO, a device or a folder put where a file should be is refused without being waited on
+    (opened non-blocking, checked before a byte is read); a file over ``limit`` is refused before
+    it is read into memory. FileNotFoundError passes through (callers treat absence themselves);
+    every other refusal is a one-sentence ``GanctlError`` naming the file and the limit.
+    """
+    import stat
+
+    from ganctl.errors import GanctlError
+
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise GanctlError(f"cannot read {path}: {exc.strerror or exc}") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            kind = "a folder" if stat.S_ISDIR(info.st_mode) else "a FIFO, a socket or a device"
+            raise GanctlError(f"{path} is {kind}, not a regular file; ganctl reads only regular files")
+        if info.st_size > limit:
+            raise GanctlError(f"{path} is {info.st_size:,} bytes, more than the {limit:,} bytes ganctl reads for it")
+        chunks, size = [], 0
+        while chunk := os.read(fd, 1 << 20):
+            size += len(chunk)
+            if size > limit:  # grew while being read
+                raise GanctlError(f"{path} is more than the {limit:,} bytes ganctl reads for it")
+            chunks.append(chunk)
+        return b"".join(chunks)
+    except OSError as exc:
+        raise GanctlError(f"cannot read {path}: {exc.strerror or exc}") from None
     finally:
         os.close(fd)

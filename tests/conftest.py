@@ -45,6 +45,19 @@ def _isolated_runs(tmp_path, monkeypatch):
 
 
 @pytest.fixture(autouse=True)
+def _no_internal_errors(request, tmp_path_factory, monkeypatch):
+    """The last-resort "internal error" handler is a net for bugs: a test whose ganctl run (in this
+    process or a subprocess) ends there fails, unless it is marked ``allows_internal_error``."""
+    from ganctl.commands.common import INTERNAL_ERROR_LOG
+
+    log = tmp_path_factory.mktemp("internal-errors") / "log"
+    monkeypatch.setenv(INTERNAL_ERROR_LOG, str(log))
+    yield
+    if log.exists() and request.node.get_closest_marker("allows_internal_error") is None:
+        pytest.fail(f"a ganctl command ended in the internal-error handler (a crash, not a one-line refusal): {log.read_text()}")
+
+
+@pytest.fixture(autouse=True)
 def _cpu_without_native_bf16(monkeypatch):
     """The CPU default (``--amp`` auto) depends on the processor; tests compute the same bits on
     any machine by taking it as one without native bf16 (float32). Tests of the rule patch it back."""

@@ -268,12 +268,13 @@ def test_batch_per_gpu_in_one_process_is_the_batch(tmp_path):
 # --- the helpers, in one process --------------------------------------------------------------------
 def test_torchrun_environment_is_read_and_checked():
     assert distributed.detect({}) == (0, 0, 1, 0)
-    env = {"RANK": "3", "LOCAL_RANK": "1", "WORLD_SIZE": "4", "TORCHELASTIC_RESTART_COUNT": "2"}
+    master = {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29500"}
+    env = {"RANK": "3", "LOCAL_RANK": "1", "WORLD_SIZE": "4", "TORCHELASTIC_RESTART_COUNT": "2", **master}
     assert distributed.detect(env) == (3, 1, 4, 2)
-    with pytest.raises(GanctlError, match="rank 4 of 4"):
-        distributed.detect({"RANK": "4", "WORLD_SIZE": "4"})
-    with pytest.raises(GanctlError, match="whole numbers"):
-        distributed.detect({"RANK": "x", "WORLD_SIZE": "4"})
+    with pytest.raises(GanctlError, match="RANK=4 must be below WORLD_SIZE=4"):
+        distributed.detect({"RANK": "4", "WORLD_SIZE": "4", **master})
+    with pytest.raises(GanctlError, match="RANK='x' must be a whole number"):
+        distributed.detect({"RANK": "x", "WORLD_SIZE": "4", **master})
 
 
 def test_rank_seeds_keep_rank_0_on_the_run_seed_and_differ_elsewhere():

@@ -11,6 +11,7 @@ from ganctl.commands.tables import dropped_note
 
 
 BENCH_STEP_LIMIT = 100_000  # a benchmark, not a training
+BENCH_BATCH_LIMIT = 65_536  # images a step: beyond any recipe, and a bound on what a step allocates
 
 
 @handles_errors
@@ -49,6 +50,8 @@ def bench_command(
     warmup = warmup if warmup is not None else (20 if on_gpu else 2)
     if steps < 1 or warmup < 0:
         raise GanctlError("--steps must be at least 1 and --warmup at least 0")
+    if batch_size is not None and not 1 <= batch_size <= BENCH_BATCH_LIMIT:
+        raise GanctlError(f"--batch-size must be from 1 to {BENCH_BATCH_LIMIT:,}, not {batch_size:,}")
     if steps + warmup > BENCH_STEP_LIMIT:
         raise GanctlError(f"--steps and --warmup together must be at most {BENCH_STEP_LIMIT:,}, not {steps + warmup:,}")
     say = lambda line: err.print(line, markup=False, highlight=False)  # noqa: E731  (stderr: --json stays clean)

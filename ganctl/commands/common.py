@@ -61,6 +61,41 @@ def check_numbers(options: dict[str, Any]) -> None:
             raise GanctlError(f"{option} must be at most 2**63-1 ({INT64_MAX}) in size, not {value}")
 
 
+def memory_budget() -> int:
+    """Bytes a command may plan to hold: half of this machine's memory (8 GiB where it cannot be read)."""
+    import os
+
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2
+    except (ValueError, OSError, AttributeError):
+        return 8 << 30
+
+
+def check_memory(what: str, nbytes: int, advice: str) -> None:
+    """Refuse, before allocating, work whose memory is beyond the budget: one sentence with the limit."""
+    budget = memory_budget()
+    if nbytes > budget:
+        raise GanctlError(
+            f"{what} would need about {_bytes(nbytes)} of memory, more than the {_bytes(budget)} "
+            f"(half of this machine's) ganctl allows itself; {advice}"
+        )
+
+
+def images_bytes(count: int, latent_dim: int, image_shape: tuple[int, ...], scale: int | None = 1, padding: int | None = 0) -> int:
+    """Memory of ``count`` generated images held at once: latents, float32 images and the picture's pixels."""
+    channels, height, width = image_shape
+    scale, padding = scale or 1, padding or 0
+    return count * (4 * latent_dim + 5 * channels * height * width + channels * (height + padding) * (width + padding) * scale * scale)
+
+
+def _bytes(n: int) -> str:
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n:,.0f} {unit}" if unit in ("B", "TB") else f"{n:.1f} {unit}"
+        n /= 1000
+    raise AssertionError  # unreachable
+
+
 @contextlib.contextmanager
 def writing_outputs() -> Iterator[None]:
     """A failed write (disk full, permissions) as one sentence, not a traceback."""
@@ -107,6 +142,7 @@ def handles_errors(command: F) -> F:
 
             if debug():
                 raise
+            _log_internal_error(exc)
             report_error(internal_error_message(exc))
             raise typer.Exit(INTERNAL_ERROR_EXIT) from None
 
@@ -114,6 +150,18 @@ def handles_errors(command: F) -> F:
 
 
 INTERNAL_ERROR_EXIT = 70  # EX_SOFTWARE
+INTERNAL_ERROR_LOG = "GANCTL_INTERNAL_ERROR_LOG"  # a file each internal error appends a line to (the test suite's check)
+
+
+def _log_internal_error(exc: BaseException) -> None:
+    import os
+
+    if path := os.environ.get(INTERNAL_ERROR_LOG):
+        try:
+            with open(path, "a") as f:
+                f.write(f"{type(exc).__name__}: {str(exc)[:300]!r}\n")
+        except OSError:
+            pass
 
 
 def internal_error_message(exc: BaseException) -> str:

@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ganctl.commands.common import handles_errors, out, print_json
+from ganctl.commands.common import check_memory, handles_errors, out, print_json
 from ganctl.errors import GanctlError
 
 
@@ -36,6 +36,7 @@ def inspect_arch(
         raise GanctlError(f"--classes {classes}: a class-conditional network needs at least 2 classes")
     arch = ARCHITECTURES.get(name).obj
     args = arch.arch_args(image_size, channels, latent_dim, classes)
+    _check_size(name, arch, args)
     summaries = _summaries(arch, args)
     if as_json:
         print_json({"architecture": name, **args, **{k: s.to_dict() for k, s in summaries.items()}})
@@ -45,6 +46,22 @@ def inspect_arch(
     out.print(f"image {args['image_size']}×{args['image_size']}×{args['channels']}, latent {args['latent_dim']}{conditional}")
     for network, summary in summaries.items():
         _print_network(network, summary, torch_shapes)
+
+
+def _check_size(name, arch, args) -> None:
+    """Count the parameters on torch's "meta" device (no memory) before building for real: absurd
+    sizes are one sentence with the limit, not an allocator's failure."""
+    import torch
+
+    try:
+        with torch.device("meta"):
+            networks = arch.build(**args)
+        params = sum(p.numel() for net in networks for p in net.parameters())
+    except Exception:  # noqa: BLE001  (a plugin that cannot build on meta: the real build says what is wrong)
+        return
+    # the weights, their copies while summarised, and the activations of one image
+    check_memory(f"{name} at these sizes ({params:,} parameters)", params * 4 * 3,
+                 "use a smaller --latent-dim, --image-size, --channels or --classes")  # fmt: skip
 
 
 def _summaries(arch, args):

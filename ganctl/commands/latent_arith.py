@@ -8,8 +8,8 @@ from typing import Annotated, Optional
 import typer
 
 from ganctl.commands.common import (
-    AmpOption, DeviceOption, ForceOption, QuietOption, ScaleOption, check_at_least, check_not_negative, handles_errors,
-    out, writing_outputs,
+    AmpOption, DeviceOption, ForceOption, QuietOption, ScaleOption, check_at_least, check_memory, check_not_negative,
+    handles_errors, images_bytes, out, writing_outputs,
 )
 from ganctl.errors import GanctlError
 from ganctl.latent.latents import check_latent_file_name
@@ -51,8 +51,8 @@ def latent_arith_command(
     if out_path.suffix.lower() != ".png":
         raise GanctlError(f"--out {out_path}: the picture is written as PNG; name a .png file")
     check_not_negative("--variations", variations)
-    if not noise >= 0:
-        raise GanctlError(f"--noise must be zero or positive, not {noise}")
+    if not 0 <= noise <= latent_arithmetic.MAX_FACTOR:
+        raise GanctlError(f"--noise must be from 0 to {latent_arithmetic.MAX_FACTOR:g} (relative to the N(0, I) latents), not {noise}")
     check_at_least("--scale", scale)
     concepts: dict[str, list[int]] = {}
     for spec in concept:
@@ -82,6 +82,9 @@ def latent_arith_command(
     if save_z is not None:
         check_labels_can_be_saved(save_z, bool(info.class_names))
     latents = read_latents(z_file, info.latent_dim)
+    shown_count = sum(len(concepts[name]) + 1 for name in dict.fromkeys(n for _, n in terms)) + 1 + variations
+    check_memory(f"{shown_count:,} images", images_bytes(shown_count, info.latent_dim, info.image_shape, scale),
+                 "use fewer --variations or a smaller --scale")  # fmt: skip
     means = latent_arithmetic.concept_means(latents, concepts)
     result = latent_arithmetic.combine(means, terms)
     noise_rng = torch.Generator().manual_seed(seed)

@@ -9,8 +9,8 @@ from typing import Annotated, Optional
 import typer
 
 from ganctl.commands.common import (
-    AmpOption, DeviceOption, ForceOption, QuietOption, ScaleOption, check_at_least, check_not_negative, handles_errors,
-    out, writing_outputs,
+    AmpOption, DeviceOption, ForceOption, QuietOption, ScaleOption, check_at_least, check_memory, check_not_negative,
+    handles_errors, images_bytes, out, writing_outputs,
 )
 from ganctl.errors import GanctlError
 from ganctl.latent.interpolation import MODES
@@ -21,6 +21,7 @@ CLASSES = "Classes (class-conditional generators)"
 OUTPUT = "Output"
 HW = "Device"
 
+MAX_FPS = 100  # GIF times frames in hundredths of a second
 DEFAULT_POINTS = 2
 DEFAULT_ROWS = 4
 DEFAULT_OUT = Path("walk.gif")
@@ -70,17 +71,21 @@ def latent_walk_command(
         outputs.check_output_file(target, force)
     from ganctl.device import resolve_device, use_amp
     from ganctl.data.images import save_animation, save_png, walk_animation, walk_grid
-    from ganctl.latent.interpolation import walk
+    from ganctl.latent.interpolation import walk, walk_length
     from ganctl.conditional import describe_classes
     from ganctl.networks.weights import load_requested_generator
 
     torch_device = resolve_device(device)
     generator, info, source = load_requested_generator(weights, torch_device)
     if class_walk is not None:
-        latents, labels, origin = _class_walk(info, source, class_walk, rows, seed, steps, loop)
+        latents, labels, origin = _class_walk(info, source, class_walk, rows, seed, steps, loop, scale, padding)
         mode = "classes interpolated"
     else:
+        walks, wanted = (1, None) if z_file is not None else (rows or DEFAULT_ROWS, points or DEFAULT_POINTS)
+        if wanted is not None:
+            _check_walk_memory(info, walks, walk_length(wanted, steps, loop), scale, padding)
         endpoints, origin = _endpoints(info.latent_dim, points, rows, seed, z_file)
+        _check_walk_memory(info, walks, walk_length(endpoints.shape[1], steps, loop), scale, padding)
         latents = walk(endpoints, steps, mode, loop)
         labels = _z_file_labels(info, z_file, steps, loop) if walk_class is None else None
         if labels is not None:
@@ -127,8 +132,8 @@ def _check_options(steps, points, rows, mode, seed, z_file, targets, fps, scale,
     for target in targets:
         if target.suffix.lower() not in GRID_SUFFIXES + ANIMATION_SUFFIXES:
             raise GanctlError(f"--out {target}: use .png (a grid), .gif or .webp (an animation)")
-    if not (math.isfinite(fps) and fps > 0):
-        raise GanctlError(f"--fps must be a positive number, not {fps}")
+    if not (math.isfinite(fps) and 0 < fps <= MAX_FPS):
+        raise GanctlError(f"--fps must be a positive number, at most {MAX_FPS} (a frame shows for at least 10 ms), not {fps}")
     check_at_least("--scale", scale)
     check_not_negative("--padding", padding)
     check_at_least("--batch-size", batch_size)
@@ -176,16 +181,23 @@ def _z_file_labels(info, z_file, steps, loop):
     return walk(one_hot, steps, "lerp", loop)  # (1, F, K) class weights
 
 
-def _class_walk(info, source, class_walk, rows, seed, steps, loop):
+def _check_walk_memory(info, walks: int, length: int, scale, padding) -> None:
+    """Every frame of the walks is held at once (the grid, the animation): bounded before any is made."""
+    check_memory(f"{walks:,} walk(s) of {length:,} frames", images_bytes(walks * length, info.latent_dim, info.image_shape, scale, padding),
+                 "use fewer --steps, --points or --rows, or a smaller --scale")  # fmt: skip
+
+
+def _class_walk(info, source, class_walk, rows, seed, steps, loop, scale, padding):
     """``(latents, class weights, origin)`` of walks through classes: each row one fixed latent."""
     import torch
 
     from ganctl.conditional import chosen_classes, describe_classes
-    from ganctl.latent.interpolation import walk
+    from ganctl.latent.interpolation import walk, walk_length
     from ganctl.latent.latents import fresh_seed, random_latents
 
     classes = chosen_classes([class_walk], info.class_names, source, option="--class-walk")
     rows = rows or DEFAULT_ROWS
+    _check_walk_memory(info, rows, walk_length(len(classes), steps, loop), scale, padding)
     seed = fresh_seed() if seed is None else seed
     points = torch.eye(info.num_classes)[classes].unsqueeze(0)  # (1, P, K): one-hot classes to pass through
     weights = walk(points, steps, "lerp", loop)  # (1, F, K)

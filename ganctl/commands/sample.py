@@ -9,8 +9,8 @@ from typing import Annotated, Optional
 import typer
 
 from ganctl.commands.common import (
-    AmpOption, DeviceOption, ForceOption, QuietOption, ScaleOption, check_at_least, check_not_negative, err,
-    handles_errors, out, writing_outputs,
+    AmpOption, DeviceOption, ForceOption, QuietOption, ScaleOption, check_at_least, check_memory, check_not_negative, err,
+    handles_errors, images_bytes, out, writing_outputs,
 )
 from ganctl.errors import GanctlError
 from ganctl.latent.latents import check_latent_file_name
@@ -22,6 +22,7 @@ HW = "Device"
 WSPACE = "Truncation and style mixing"
 
 DEFAULT_N = 100
+MAX_Z_VALUE = 1000.0  # beyond any latent a generator was trained on, and within float32
 DEFAULT_OUT = Path("samples.png")
 DEFAULT_PADDING = 2
 
@@ -101,6 +102,10 @@ def sample_command(
     if per_class is not None:
         require_conditional(info.class_names, "--per-class", source)
     chosen = chosen_classes(classes, info.class_names, source)
+    if z_file is None:  # (a latent file's points are bounded by its size)
+        count = per_class * len(chosen) if per_class is not None else n
+        check_memory(f"{count:,} images", images_bytes(count, info.latent_dim, info.image_shape, scale if individual is None else 1,
+                     padding), "ask for fewer (--n, --per-class) or a smaller --scale")  # fmt: skip
     if mixing is not None:
         _style_mix_grid(generator, info, source, mixing, mix_from, truncation, chosen, out_path, padding, scale, torch_device, quiet)
         return
@@ -162,8 +167,8 @@ def _check_options(n, seed, z_value, z_file, out_path, nrow, padding, scale, ind
     if len(sources) > 1:
         raise GanctlError(f"{' and '.join(sources)} cannot be used together; pick one source of latent points")
     check_at_least("--n", n)
-    if z_value is not None and not math.isfinite(z_value):
-        raise GanctlError(f"--z-value must be a finite number, not {z_value}")
+    if z_value is not None and not abs(z_value) <= MAX_Z_VALUE:
+        raise GanctlError(f"--z-value must be a number from -{MAX_Z_VALUE:g} to {MAX_Z_VALUE:g} (latents are N(0, I)), not {z_value}")
     if z_file is not None:
         check_latent_file_name(z_file)
     check_at_least("--scale", scale)

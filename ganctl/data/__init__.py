@@ -289,10 +289,17 @@ def first_image_size(path: Path) -> int | None:
 
 
 def _read_square_sized(file: Path, size: int, mode: str, fit: Fit = "crop") -> tuple[np.ndarray, tuple[int, int]]:
-    """The image at ``size`` × ``size``, and its own (width, height)."""
+    """The image at ``size`` × ``size``, and its own (width, height). One larger than PIL's
+    decompression-bomb limit (89 M pixels) raises, so that the folder's readers skip and count it
+    instead of printing PIL's warning and decoding it."""
+    import warnings
+
     from PIL import Image, ImageOps
 
-    with Image.open(file) as image:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        image = Image.open(file)
+    with image:
         image = ImageOps.exif_transpose(image)  # phone photos store their rotation in EXIF
         own = image.size
         image = image.convert(mode)

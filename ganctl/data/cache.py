@@ -111,7 +111,11 @@ def cached_folder(folder: Path, image_size: int, channels: int, *, cache_dir: Pa
     key = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:20]
     path = Path(cache_dir or default_cache_dir()) / f"folder-{image_size}px{channels}c-{key}.safetensors"
     if path.exists():
-        return open_image_cache(path)
+        images = open_image_cache(path)
+        if tuple(images.shape[1:]) != (channels, image_size, image_size):
+            raise GanctlError(f"{path} holds images of shape {tuple(images.shape[1:])}, not the {(channels, image_size, image_size)} "
+                              "it was made for; delete it and ganctl makes it again")  # fmt: skip
+        return images
     files = image_files(Path(folder))
     reading = FolderReading(image_size, fit)
     count = 0
@@ -151,18 +155,30 @@ def _nchw(images: list[np.ndarray], channels: int) -> np.ndarray:
 
 
 def read_cache_header(path: Path) -> tuple[dict, int]:
-    """The cache file's safetensors header (checked to be an image cache) and where its data starts."""
+    """The cache file's safetensors header (checked to be an image cache: uint8, four whole-number
+    sizes, the data exactly the file's rest) and where its data starts. A FIFO or device put in
+    its place is refused unread."""
+    import stat
+
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            raise ValueError("not a regular file")
+        size = os.stat(path).st_size
         with open(path, "rb") as f:
             (length,) = struct.unpack("<Q", f.read(8))
             if length > 1 << 20:
                 raise ValueError("header too long")
             header = json.loads(f.read(length))
         entry = header[TENSOR]
-        if header.get("__metadata__", {}).get("format") != FORMAT or entry["dtype"] != "U8" or len(entry["shape"]) != 4:
-            raise ValueError("not an image cache")
-    except (OSError, ValueError, KeyError, TypeError, struct.error) as exc:
-        raise GanctlError(f"{path} is not a readable ganctl image cache ({exc})") from None
+        if header.get("__metadata__", {}).get("format") != FORMAT or entry["dtype"] != "U8":
+            raise ValueError("not a uint8 image cache")
+        shape = entry["shape"]
+        if len(shape) != 4 or not all(type(n) is int and n >= 0 for n in shape) or not all(1 <= n <= 1 << 16 for n in shape[1:]):
+            raise ValueError(f"image sizes {str(shape)[:80]} are not four whole numbers, each image at most 65536 px a side")
+        if size != 8 + length + shape[0] * shape[1] * shape[2] * shape[3]:
+            raise ValueError("its size does not match its header")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError, struct.error) as exc:
+        raise GanctlError(f"{path} is not a readable ganctl image cache ({exc}); delete it and ganctl makes it again") from None
     return header, 8 + length
 
 
@@ -170,9 +186,7 @@ def open_image_cache(path: Path) -> torch.Tensor:
     """The cached images as a uint8 N×C×H×W tensor (channels_last strides), mapped from the file."""
     path = Path(path)
     header, offset = read_cache_header(path)
-    count, height, width, channels = header[TENSOR]["shape"]
-    if path.stat().st_size != offset + count * height * width * channels:
-        raise GanctlError(f"{path} is not a readable ganctl image cache (its size does not match its header)")
+    count, height, width, channels = header[TENSOR]["shape"]  # checked, and matching the file's size
     # copy-on-write ("c"): a writable array for torch, and the file is never written
     mapped = np.memmap(path, dtype=np.uint8, mode="c", offset=offset, shape=(count, height, width, channels))
     return torch.from_numpy(mapped).permute(0, 3, 1, 2)

@@ -15,6 +15,7 @@ from ganctl.errors import GanctlError
 if TYPE_CHECKING:
     import torch
 
+MAX_FACTOR = 1000.0  # |K| in K*name: latents are N(0, I); a larger factor leaves the space (or overflows to inf)
 _CONCEPT_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _TERM = re.compile(r"\s*([+-])?\s*(?:(\d+(?:\.\d*)?|\.\d+)\s*\*\s*)?([A-Za-z_][A-Za-z0-9_]*)\s*")
 
@@ -44,7 +45,10 @@ def parse_expression(expression: str, names: Iterable[str]) -> list[tuple[float,
         sign, factor, name = match.groups()
         if name not in known:
             raise GanctlError(f"--expr names '{name}', which no --concept defines (defined: {', '.join(sorted(known))})")
-        terms.append(((-1.0 if sign == "-" else 1.0) * (float(factor) if factor else 1.0), name))
+        value = float(factor) if factor else 1.0
+        if not value <= MAX_FACTOR:
+            raise GanctlError(f"--expr {expression!r}: the factor {factor[:20]} of {name} is above {MAX_FACTOR:g}")
+        terms.append(((-1.0 if sign == "-" else 1.0) * value, name))
         position = match.end()
     if not terms:
         raise GanctlError("--expr is empty; write e.g. 'smiling_woman - neutral_woman + neutral_man'")

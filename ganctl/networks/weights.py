@@ -186,8 +186,10 @@ def _class_names(value: Any, num_classes: int) -> tuple[str, ...]:
     """As many distinct, non-empty names as the generator has classes."""
     if not isinstance(value, list) or len(value) != num_classes:
         raise ValueError(f"class_names must list the {num_classes} classes, not {str(value)[:60]}")
-    if not all(isinstance(name, str) and name and len(name) <= 200 for name in value) or len(set(value)) != len(value):
-        raise ValueError("class_names must be distinct non-empty strings")
+    from ganctl.conditional import MAX_CLASS_NAME, class_name_problem
+
+    if any(class_name_problem(name) for name in value) or len(set(value)) != len(value):
+        raise ValueError(f"class_names must be distinct non-empty strings of at most {MAX_CLASS_NAME} characters")
     return tuple(value)
 
 

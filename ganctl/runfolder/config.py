@@ -12,7 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from ganctl.errors import GanctlError
+from ganctl.fileio import read_regular_file
 from ganctl.runfolder.layout import CONFIG, RunFolder, run_of_file
+
+MAX_BYTES = 1 << 24  # ganctl writes a few kB; 16 MiB is no configuration
 
 
 def read_config_json(path: Path) -> dict[str, Any]:
@@ -20,7 +23,7 @@ def read_config_json(path: Path) -> dict[str, Any]:
     path = Path(path)
     damaged = f"{path} is damaged"
     try:
-        data = json.loads(path.read_bytes().decode("utf-8"))
+        data = json.loads(read_regular_file(path, MAX_BYTES).decode("utf-8"))
     except OSError as exc:
         raise GanctlError(f"cannot read {path}: {exc.strerror or exc}") from None
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:

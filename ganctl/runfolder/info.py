@@ -23,7 +23,7 @@ from ganctl.runfolder.config import read_config
 from ganctl.runfolder.layout import RunFolder
 from ganctl.runfolder.lock import is_running
 from ganctl.runfolder.manifest import Manifest, read_manifest
-from ganctl.runfolder.records import Metrics, read_metrics
+from ganctl.runfolder.records import MAX_STEP, Metrics, read_metrics
 
 _UNREAD: Any = object()
 
@@ -148,7 +148,7 @@ def progress(run_dir: Path, config: dict[str, Any], metrics: Metrics, manifest: 
     files = [final, *(generator_metadata(p) for p in folder.list_snapshots()[-1:])]
     for meta in files:
         step, epoch = _number((meta or {}).get("step")), _number((meta or {}).get("epoch"))
-        if step is not None:
+        if step is not None and 0 <= step <= MAX_STEP:  # else not a step ganctl wrote
             done = max(done, int(step))
             if epoch is not None:
                 pairs.append((int(step), epoch))

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ganctl.errors import GanctlError
-from ganctl.fileio import atomic_write_bytes
+from ganctl.fileio import atomic_write_bytes, read_regular_file
 
 ENV_RUNS_DIR = "GANCTL_RUNS_DIR"
 LATEST = "LATEST"  # under the runs root
@@ -54,9 +54,9 @@ KIMG_GRID_GLOB = "kimg-*.png"  # the same for a run measured in images (kimg)
 CHECKPOINT_GLOB = "step-*.safetensors"
 SNAPSHOT_GLOB = "generator-*.safetensors"
 
-_CHECKPOINT_NAME = re.compile(r"step-(\d+)\.safetensors")
-_EPOCH_TAG = re.compile(r"epoch-(\d+)")
-_KIMG_TAG = re.compile(r"kimg-(\d+\.\d+)")
+_CHECKPOINT_NAME = re.compile(r"step-([0-9]{1,15})\.safetensors")  # ASCII digits, at most 15 (below MAX_STEP)
+_EPOCH_TAG = re.compile(r"epoch-([0-9]{1,15})")
+_KIMG_TAG = re.compile(r"kimg-([0-9]{1,12}\.[0-9]{3})")
 
 
 # --- names --------------------------------------------------------------------------------
@@ -215,17 +215,19 @@ class RunFolder:
 
 
 def list_checkpoints(folder: Path) -> list[Path]:
-    """Checkpoints in a ``checkpoints/`` folder, oldest first; other files are ignored."""
+    """Checkpoints in a ``checkpoints/`` folder, oldest first; other names, and anything that is not a
+    regular file (a folder, a FIFO no reader may open, a dangling link), are ignored."""
     try:
-        found = [(step, p) for p in Path(folder).glob(CHECKPOINT_GLOB) if (step := checkpoint_step(p.name)) is not None]
+        found = [(step, p) for p in Path(folder).glob(CHECKPOINT_GLOB) if (step := checkpoint_step(p.name)) is not None and p.is_file()]
     except OSError:
         return []
     return [p for _, p in sorted(found)]
 
 
 def _sorted_glob(folder: Path, pattern: str) -> list[Path]:
+    """The regular files matching ``pattern``, by name (a FIFO among grids would block the reader)."""
     try:
-        return sorted(Path(folder).glob(pattern), key=lambda p: p.name)
+        return sorted((p for p in Path(folder).glob(pattern) if p.is_file()), key=lambda p: p.name)
     except OSError:
         return []
 
@@ -265,8 +267,8 @@ def latest_run(root: Path | None = None) -> Path | None:
     """The run ``LATEST`` under ``root`` (default: the runs root) names, if it still exists."""
     pointer = Path(root if root is not None else runs_root()) / LATEST
     try:
-        text = pointer.read_text().strip()
-    except (OSError, UnicodeDecodeError):  # absent, or not what ganctl wrote
+        text = read_regular_file(pointer, 1 << 16).decode("utf-8").strip()
+    except (OSError, UnicodeDecodeError, GanctlError):  # absent, or not what ganctl wrote (a FIFO, a large file)
         return None
     try:
         path = Path(text)

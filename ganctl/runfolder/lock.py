@@ -91,10 +91,12 @@ def is_running(run_dir: Path) -> bool:
     symbolic link; a shared lock that cannot be taken means an exclusive one is held.
     """
     try:
-        fd = os.open(RunFolder(run_dir).lock, os.O_RDONLY | os.O_NOFOLLOW)
+        fd = os.open(RunFolder(run_dir).lock, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)  # a FIFO: no wait
     except OSError:  # no lock file (never trained, or an older ganctl), or a link
         return False
     try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):  # no training locks a FIFO or a device
+            return False
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
     except BlockingIOError:
         return True

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ganctl.errors import GanctlError
-from ganctl.fileio import atomic_write_json
+from ganctl.fileio import atomic_write_json, read_regular_file
 from ganctl.runfolder.layout import RunFolder
 
 MANIFEST_VERSION = 1
@@ -84,7 +84,7 @@ def read_manifest(folder: Path) -> Manifest | None:
     damaged = f"{path} is damaged"
     hint = "restore it, or delete it to read the run from its records"
     try:
-        data = json.loads(path.read_bytes().decode("utf-8"))
+        data = json.loads(read_regular_file(path, 1 << 24).decode("utf-8"))  # ganctl writes under 1 kB
     except FileNotFoundError:
         return None
     except OSError as exc:

@@ -14,13 +14,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ganctl.errors import GanctlError
-from ganctl.fileio import atomic_write_bytes
+from ganctl.fileio import atomic_write_bytes, read_regular_file
+
+
+# The largest step a record may carry: a float holds every whole number up to it exactly, and no
+# run takes that many steps. A larger one (a hand-edited or foreign line) is a damaged line.
+MAX_STEP = 2**53
+MAX_BYTES = 1 << 30  # a metrics.jsonl larger than this is read by no command (a long run's is tens of MB)
 
 
 def is_number(value: Any) -> bool:
-    """A finite int or float; not a bool (``"best": true`` is no curve)."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    """A finite int or float that a float holds; not a bool (``"best": true`` is no curve)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an integer beyond any float (JSON allows 1 followed by 400 zeros)
+        return False
 
 
 @dataclass
@@ -34,7 +44,6 @@ class Metrics:
 
     def add(self, record: dict[str, Any]) -> None:
         if "event" in record:
-            record.setdefault("message", "")
             self.events.append(record)
         elif "fid" in record:
             self.evals.append(record)
@@ -75,14 +84,23 @@ class Metrics:
 
 
 def parse_record(line: str) -> dict[str, Any] | None:
-    """One line's record (``step`` made an int), or None for a line that is no record."""
+    """One line's record (``step`` made an int), or None for a line that is no record.
+
+    A record is a JSON object with a ``step`` in 0..MAX_STEP; an event's name is text (its message
+    is made text); statistics that are not finite numbers a float holds are kept but never plotted.
+    """
     try:
         record = json.loads(line)
     except (ValueError, RecursionError):  # a torn or damaged line
         return None
-    if not isinstance(record, dict) or not is_number(record.get("step")) or record["step"] < 0:
+    if not isinstance(record, dict) or not is_number(record.get("step")) or not 0 <= record["step"] <= MAX_STEP:
         return None
     record["step"] = int(record["step"])
+    if "event" in record:
+        if not isinstance(record["event"], str):
+            return None
+        message = record.get("message", "")
+        record["message"] = message if isinstance(message, str) else json.dumps(message)
     return record
 
 
@@ -100,11 +118,9 @@ class MetricsLog:
     def _lines(self) -> list[str] | None:
         """The file's lines; None when there is no file."""
         try:
-            text = self.path.read_bytes().decode("utf-8", errors="replace")
+            text = read_regular_file(self.path, MAX_BYTES).decode("utf-8", errors="replace")
         except FileNotFoundError:
             return None
-        except OSError as exc:
-            raise GanctlError(f"cannot read {self.path}: {exc.strerror or exc}") from None
         return text.splitlines()
 
     def read(self) -> Metrics:

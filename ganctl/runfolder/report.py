@@ -29,6 +29,7 @@ from ganctl.runfolder.layout import RunFolder
 from ganctl.runfolder.records import Metrics, is_number, read_metrics
 from ganctl.runfolder.report_plots import Panel, Series, draw, smoothing_weight
 
+MAX_CURVES = 16  # statistics plotted; a foreign or edited file with hundreds gets the first ones (and a note)
 MAX_STRIP = 60  # grids in a run's strip; more are thinned out evenly (first and last kept)
 THUMB_WIDTH = 256  # grids wider than this are shrunk for the strip (the final grid is not)
 EVENT_GREY = "#555555"
@@ -195,6 +196,8 @@ class _Page:
         keys = list(dict.fromkeys(k for run in self.runs for k in run.metrics.curve_keys()))
         if not keys:
             return '<section id="curves"><h2>Training curves</h2><p>No training records yet.</p></section>'
+        left_out = keys[MAX_CURVES:]
+        keys = keys[:MAX_CURVES]
         panels, used = [], set()
         for title, ylabel, belongs in TRAIN_GROUPS:
             group = [k for k in keys if belongs(k) and k not in used]
@@ -211,8 +214,9 @@ class _Page:
                if weight else "Too few records to smooth: the raw records.")  # fmt: skip
         events_note = " Dashed vertical lines: health events (listed below)." if events else ""
         colours = " One colour per run." if self.several else ""
+        more = f" {len(left_out):,} more statistics are not plotted (at most {MAX_CURVES})." if left_out else ""
         return ('<section id="curves"><h2>Training curves</h2>'
-                f'<p class="quiet">{_e(how + events_note + colours)} x: training step.</p>'
+                f'<p class="quiet">{_e(how + events_note + colours + more)} x: training step.</p>'
                 f'<figure class="plot"><img src="{_data_uri(png)}" alt="training curves"></figure></section>')  # fmt: skip
 
     def _train_panels(self, title: str, ylabel: str, keys: list[str]) -> list[Panel]:
@@ -250,7 +254,8 @@ class _Page:
         rows = []
         for run in self.runs:
             for r in run.metrics.evals:
-                kid = f"{r['kid_mean']:.5f} ± {r.get('kid_std', 0):.5f}" if is_number(r.get("kid_mean")) else "—"
+                std = r["kid_std"] if is_number(r.get("kid_std")) else 0.0
+                kid = f"{r['kid_mean']:.5f} ± {std:.5f}" if is_number(r.get("kid_mean")) else "—"
                 fid = f"{r['fid']:.3f}" if is_number(r.get("fid")) else "—"
                 secs = f"{r['eval_seconds']:.1f}" if is_number(r.get("eval_seconds")) else "—"
                 n = (r.get("protocol") or {}).get("n_evaluated", "—") if isinstance(r.get("protocol"), dict) else "—"

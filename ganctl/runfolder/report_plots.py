@@ -10,6 +10,24 @@ import io
 import math
 from dataclasses import dataclass, field
 
+# Values are drawn within ±PLOT_LIMIT: matplotlib cannot lay out an axis that spans ±1.7e308 (the
+# span overflows), and a diverged run's losses reach that far. Beyond it a value is drawn at the limit.
+PLOT_LIMIT = 1e100
+LABEL_CHARS = 60  # a label longer than this (a statistic's name, an event's kind) is cut, with "…"
+
+
+def plain_text(text: object) -> str:
+    """Text for matplotlib as it is: ``$`` would start mathtext (and fail on ``$\\frac$``); cut long."""
+    text = str(text)
+    if len(text) > LABEL_CHARS:
+        text = text[: LABEL_CHARS - 1] + "…"
+    return text.replace("$", r"\$")
+
+
+def clipped(values: list[float]) -> list[float]:
+    return [min(max(v, -PLOT_LIMIT), PLOT_LIMIT) for v in values]
+
+
 @dataclass
 class Series:
     label: str
@@ -59,29 +77,31 @@ def draw(panels: list[Panel], events: list[tuple[int, str, str]], smooth: bool) 
     for ax, panel in zip(axes, panels):
         labelled: set[str] = set()
         for steps, low, high, colour in panel.bands:
-            ax.fill_between(steps, low, high, color=colour, alpha=0.15, linewidth=0)
+            ax.fill_between(steps, clipped(low), clipped(high), color=colour, alpha=0.15, linewidth=0)
         for s in panel.series:
             if not s.steps:
                 continue
             weight = smoothing_weight(len(s.values)) if smooth else 0.0
+            values, label = clipped(s.values), plain_text(s.label)
             if weight:
-                ax.plot(s.steps, s.values, color=s.colour, alpha=0.25, linewidth=0.8)
-                ax.plot(s.steps, ema(s.values, weight), color=s.colour, linewidth=1.6, label=s.label)
+                ax.plot(s.steps, values, color=s.colour, alpha=0.25, linewidth=0.8)
+                ax.plot(s.steps, ema(values, weight), color=s.colour, linewidth=1.6, label=label)
             else:
-                ax.plot(s.steps, s.values, color=s.colour, linewidth=1.4, label=s.label,
+                ax.plot(s.steps, values, color=s.colour, linewidth=1.4, label=label,
                         marker="o" if panel.markers or len(s.steps) < 10 else None, markersize=3.5)  # fmt: skip
         for i, (step, value, label, colour) in enumerate(panel.best):
+            (value,) = clipped([value])
             ax.plot([step], [value], marker="*", markersize=15, color=colour, markeredgecolor="black", zorder=5)
-            ax.annotate(label, (step, value), textcoords="offset points", xytext=(-10, 10 + 24 * i), ha="right",
+            ax.annotate(plain_text(label), (step, value), textcoords="offset points", xytext=(-10, 10 + 24 * i), ha="right",
                         fontsize=8, color=colour)  # fmt: skip
         for n, (step, kind, colour) in enumerate(sorted(events)):
             ax.axvline(step, color=colour, linestyle="--", linewidth=0.9, alpha=0.8)
             if n < 12 or kind not in labelled:  # past a dozen, each kind named once
-                ax.text(step, 0.98, f" {kind}", transform=ax.get_xaxis_transform(), rotation=90, va="top", ha="left",
+                ax.text(step, 0.98, f" {plain_text(kind)}", transform=ax.get_xaxis_transform(), rotation=90, va="top", ha="left",
                         fontsize=7, color=colour)  # fmt: skip
                 labelled.add(kind)
-        ax.set_title(panel.title, fontsize=10)
-        ax.set_ylabel(panel.ylabel, fontsize=9)
+        ax.set_title(plain_text(panel.title), fontsize=10)
+        ax.set_ylabel(plain_text(panel.ylabel), fontsize=9)
         ax.set_xlabel("step", fontsize=9)
         ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:,.0f}"))
         ax.tick_params(labelsize=8)

@@ -16,9 +16,12 @@ only here, only when a sink is made.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import math
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -88,17 +91,31 @@ class TensorBoardSink:
             raise GanctlError(f"{MISSING} ({exc})") from None
         self.log_dir = Path(run_dir) / FOLDER
         fresh = not any(self.log_dir.glob("events.out.tfevents.*"))
-        # flush_secs: a live `tensorboard` sees new points within seconds, not the default two minutes
-        self.writer = SummaryWriter(str(self.log_dir), purge_step=purge_step, flush_secs=10)
-        self._config(config, step=0 if purge_step is None else purge_step, fresh=fresh)
+        _quiet_writer_thread()
+        with self._writing():
+            # flush_secs: a live `tensorboard` sees new points within seconds, not the default two minutes
+            self.writer = SummaryWriter(str(self.log_dir), purge_step=purge_step, flush_secs=10)
+            self._config(config, step=0 if purge_step is None else purge_step, fresh=fresh)
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        """A failed write of the event files (a full disk) as one sentence; the run's own files are intact."""
+        try:
+            yield
+        except OSError as exc:
+            raise GanctlError(
+                f"could not write the TensorBoard events in {self.log_dir}: {exc.strerror or exc}; "
+                "the checkpoints are intact: free some space, then train --resume"
+            ) from None
 
     # --- what the training loop calls -----------------------------------------------------
     def record(self, record: dict[str, Any]) -> None:
         """Any ``metrics.jsonl`` record: a health event as text, anything else as scalars."""
-        if "event" in record:
-            self.event(record["step"], str(record["event"]), str(record.get("message", "")))
-        else:
-            self.scalars(record)
+        with self._writing():
+            if "event" in record:
+                self.event(record["step"], str(record["event"]), str(record.get("message", "")))
+            else:
+                self.scalars(record)
 
     def scalars(self, record: dict[str, Any]) -> None:
         """Every numeric key of a training or evaluation record except step and epoch, at the record's step."""
@@ -119,17 +136,20 @@ class TensorBoardSink:
             raise ValueError(f"TensorBoardSink.image takes uint8 pixels, not {array.dtype}")
         if array.ndim == 3 and array.shape[2] == 1:
             array = array[:, :, 0]
-        self.writer.add_image(tag, array, step, dataformats="HW" if array.ndim == 2 else "HWC")
+        with self._writing():
+            self.writer.add_image(tag, array, step, dataformats="HW" if array.ndim == 2 else "HWC")
 
     def event(self, step: int, kind: str, message: str) -> None:
         """A health event (d_collapse, low_diversity...) as text under ``events/KIND``."""
         self.writer.add_text(f"events/{kind}", message, step)
 
     def flush(self) -> None:
-        self.writer.flush()
+        with self._writing():
+            self.writer.flush()
 
     def close(self) -> None:
-        self.writer.close()
+        with self._writing():
+            self.writer.close()
 
     def __enter__(self) -> TensorBoardSink:
         return self
@@ -150,6 +170,26 @@ class TensorBoardSink:
             values = {k: v if isinstance(v, (int, float, str, bool)) and not _bad(v) else _text(v) for k, v in _flat(config).items()}
             for summary in hparams(values, {tag: 0.0 for tag in HPARAM_METRICS}):
                 self.writer.file_writer.add_summary(summary)
+
+
+def _quiet_writer_thread() -> None:
+    """TensorBoard writes from a thread of its own, which re-raises a failed write (a full disk) and
+    so prints a traceback; the same error reaches the next write of the main thread, where it becomes
+    one sentence. Only that thread's exceptions are silenced; every other thread's are printed."""
+    try:
+        from tensorboard.summary.writer.event_file_writer import _AsyncWriterThread
+    except ImportError:  # another tensorboard: its thread's traceback may show, the error stays one line
+        return
+    previous = threading.excepthook
+    if getattr(previous, "ganctl_quiet_tensorboard", False):
+        return
+
+    def hook(args: threading.ExceptHookArgs) -> None:
+        if not (isinstance(args.thread, _AsyncWriterThread) and issubclass(args.exc_type, OSError)):
+            previous(args)
+
+    hook.ganctl_quiet_tensorboard = True  # type: ignore[attr-defined]
+    threading.excepthook = hook
 
 
 def _flat(config: dict[str, Any]) -> dict[str, Any]:
