@@ -157,13 +157,14 @@ def run_one(config: dict[str, Any], resume: bool, watch: Any = None) -> float:
 
     ``watch``: an object with the progress view's methods (start, advance, show, show_eval,
     stop) that sees each record as it is written (the search prunes through it)."""
+    from ganctl.runfolder.layout import RunFolder
     from ganctl.training.config import TrainConfig, read_config_file
     from ganctl.training.loop import TrainingInterrupted, Trainer
 
     started = time.perf_counter()
     wanted = TrainConfig.from_dict(config)
     if resume:
-        stored = read_config_file(Path(wanted.run_dir) / "config.json")
+        stored = read_config_file(RunFolder(wanted.run_dir).config)
         for key in ("device", "compile", "stream_data", "quiet", "data_dir", "download"):
             setattr(stored, key, getattr(wanted, key))  # how to compute, never what
         stored.run_dir = wanted.run_dir
