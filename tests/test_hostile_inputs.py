@@ -22,7 +22,7 @@ from ganctl import distributed
 from ganctl.errors import GanctlError
 from ganctl.registry import ARCHITECTURES
 from ganctl.networks.weights import save_generator
-from tests.helpers import invoke, make_generator, one_line_error, train
+from tests.helpers import invoke, one_line_error, train
 from tests.runfolders import train_record, write_run
 
 CLASSES = ("cat", "dog", "a,b")
