@@ -318,7 +318,7 @@ def test_a_folder_of_class_subfolders_says_what_it_loaded_and_fits_as_asked(tmp_
         for i in range(3):
             Image.new("RGB", size, (255, 255, 255)).save(folder / name / f"{i}.png")
     notes: list[str] = []
-    load(f"folder:{folder}", None, image_size=32, channels=3, log=notes.append)
+    load(f"folder:{folder}", None, image_size=32, channels=3, log=notes.append, describe=True)
     assert notes[0] == f"{folder}: 6 image(s) in 2 subfolders (the classes of --conditional): circles 3, crosses 3"
     padded = load(f"folder:{folder}", None, image_size=32, channels=3, fit="pad")[3:]  # the 50x70 crosses, padded
     assert padded[:, :, 16, 0].sum() == 0 and padded[:, :, 16, 16].min() == 255  # black bars at the sides
@@ -336,7 +336,7 @@ def test_image_folder_any_sizes_modes_and_corrupt_files(tmp_path):
     (folder / "broken.png").write_bytes(b"not a png")
     (folder / "notes.txt").write_text("not an image")
     notes: list[str] = []
-    images = load(f"folder:{folder}", None, image_size=16, channels=3, log=notes.append)
+    images = load(f"folder:{folder}", None, image_size=16, channels=3, log=notes.append, describe=True)
     assert images.shape == (4, 3, 16, 16) and images.dtype == torch.uint8 and images.is_contiguous()
     # sorted paths: a.png, c.webp, d.gif, sub/b.JPG
     assert images[0, :, 8, 8].tolist() == [255, 0, 0] and images[1, :, 8, 8].tolist() == [0, 0, 255]

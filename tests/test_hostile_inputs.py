@@ -237,7 +237,7 @@ def test_a_decompression_bomb_is_skipped_and_counted(tmp_path, monkeypatch):
     Image.new("L", (20, 20)).save(tmp_path / "d" / "fine.png")
     said = []
     images, _, _ = load_folder_labelled(tmp_path / "d", 8, 1, log=said.append)
-    assert len(images) == 1 and said == [f"skipped 1 unreadable image(s) in {tmp_path / 'd'}"]
+    assert len(images) == 1 and len(said) == 1 and said[0].startswith("skipped 1 unreadable file(s): bomb.png (")
 
 
 # --- torchrun's environment ------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ def export_command(
 
     The ONNX model takes z (batch, latent_dim) and, for a class-conditional generator, class
     (batch,) and gives images (batch, C, H, W) in the generator's pixel range; the command checks it
-    against PyTorch with onnxruntime before writing it. Needs: pip install 'ganctl[export]'.
+    against PyTorch with onnxruntime before writing it. Needs: pip install 'ganctl\\[export]'.
 
     Examples:
 

@@ -29,7 +29,7 @@ def import_command(
     """Import a generator trained with the Keras tutorials' code, for sample, latent-walk, eval and export.
 
     The file is read with h5py (nothing in it is run); every layer's shape is checked against the
-    architecture. Needs: pip install 'ganctl[keras-import]'.
+    architecture. Needs: pip install 'ganctl\\[keras-import]'.
 
     Example:
 

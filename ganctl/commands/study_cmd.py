@@ -13,7 +13,7 @@ from ganctl.commands.common import OUTPUT_PANEL, err, handles_errors, out, print
 from ganctl.errors import GanctlError
 
 STUDY_PANEL = "Study"
-SEARCH_PANEL = "Search (pip install 'ganctl[study]')"
+SEARCH_PANEL = "Search (pip install 'ganctl\\[study]')"
 # `train` options a study sets itself on each run, or that make no sense for several runs.
 NOT_PASSED = {"out", "seed", "resume", "dry_run", "quiet", "batch_per_gpu", "dist_backend"}
 
@@ -28,7 +28,7 @@ STUDY_OPTIONS = {
     "trials": (int, typer.Option("--trials", help="Trials this process runs (default 10).", rich_help_panel=SEARCH_PANEL)),
     "storage": (Optional[str], typer.Option("--storage", help="Optuna database URL (default: sqlite in the study folder); share it to run workers on several machines.", metavar="URL", rich_help_panel=SEARCH_PANEL)),
     "worker": (bool, typer.Option("--worker", help="Only run trials of the search (no re-runs over seeds, no table): start one per process or machine.", rich_help_panel=SEARCH_PANEL)),
-    "plot": (bool, typer.Option("--plot", help="Also draw study-<metric>.png in the study folder: each variant's seeds, mean and 95% interval (pip install 'ganctl[report]').", rich_help_panel=OUTPUT_PANEL)),
+    "plot": (bool, typer.Option("--plot", help="Also draw study-<metric>.png in the study folder: each variant's seeds, mean and 95% interval (pip install 'ganctl\\[report]').", rich_help_panel=OUTPUT_PANEL)),
     "as_json": (bool, typer.Option("--json", help="Print the result as one JSON object.", rich_help_panel=OUTPUT_PANEL)),
     "quiet_study": (bool, typer.Option("--quiet", "-q", help="No progress lines.", rich_help_panel=OUTPUT_PANEL)),
 }  # fmt: skip

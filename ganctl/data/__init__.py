@@ -91,20 +91,22 @@ def load_labelled(
     limit: int | None = None,
     log: Log | None = None,
     fit: Fit = "crop",
+    describe: bool = False,
 ) -> LoadedImages:
     """Images as a contiguous uint8 CPU tensor ``(N, channels, image_size, image_size)``, with labels if any.
 
     ``dataset`` is a registered name or ``folder:PATH``. Images whose native size differs
     are resized (antialiased bilinear); gray becomes RGB by repetition and RGB becomes gray
     by BT.601 luma. ``limit`` keeps the first N images; ``log`` receives notes for the user
-    (for a folder: what was found, resized, fitted and skipped). ``fit``: how a folder's
+    (for a folder: the files skipped, and with ``describe`` what was found, resized and fitted,
+    as training says before it starts). ``fit``: how a folder's
     non-square images become square (``crop`` the centre, ``pad`` with black, ``stretch``).
     Missing files may be downloaded when ``download`` is true and $GANCTL_OFFLINE is not set.
     """
     _check_request(split, image_size, channels, limit)
     if dataset.startswith(FOLDER_PREFIX):
         path = Path(dataset[len(FOLDER_PREFIX) :]).expanduser()
-        images, labels, names = load_folder_labelled(path, image_size, channels, limit=limit, log=log, fit=fit)
+        images, labels, names = load_folder_labelled(path, image_size, channels, limit=limit, log=log, fit=fit, describe=describe)
     else:
         images, labels, names = _load_native_labelled(dataset, data_dir, split, download, image_size, channels)
         images = convert(images[:limit], image_size, channels)
@@ -225,7 +227,8 @@ def load_folder(
 
 
 def load_folder_labelled(
-    path: Path, image_size: int, channels: int, *, limit: int | None = None, log: Log | None = None, fit: Fit = "crop"
+    path: Path, image_size: int, channels: int, *, limit: int | None = None, log: Log | None = None, fit: Fit = "crop",
+    describe: bool = False,
 ) -> tuple[np.ndarray, np.ndarray | None, tuple[str, ...]]:
     """``load_folder``, with each image's subfolder as its label when every image sits in one
     (``ImageFolder``'s layout: classes are the subfolders' names, sorted); else no labels."""
@@ -250,7 +253,7 @@ def load_folder_labelled(
             labels.append(names.index(class_of[file]))
     if log:
         counts = np.bincount(labels, minlength=len(names)) if class_of else ()
-        for line in reading.report(path, len(images), dict(zip(names, (int(c) for c in counts)))):
+        for line in reading.report(path, len(images), dict(zip(names, (int(c) for c in counts))), describe):
             log(line)
     if not images:
         looked_for = ", ".join(sorted(s.lstrip(".") for s in IMAGE_SUFFIXES))
@@ -332,21 +335,21 @@ class FolderReading:
         self.sizes[own] += 1
         return image
 
-    def report(self, path: Path, n: int, classes: dict[str, int]) -> list[str]:
-        """The lines that say what was loaded."""
+    def report(self, path: Path, n: int, classes: dict[str, int], describe: bool = True) -> list[str]:
+        """The lines that say what was loaded (without ``describe``: only the files skipped)."""
         s = self.size
         found = f"{path}: {n:,} image(s)"
         if classes:
             counts = ", ".join(f"{name} {count:,}" for name, count in classes.items())
             found += f" in {len(classes)} subfolders (the classes of --conditional): {counts}"
-        lines = [found]
+        lines = [found] if describe else []
         other = Counter({size: k for size, k in self.sizes.items() if size != (s, s)})
-        if other:
+        if other and describe:
             common = ", ".join(f"{w}×{h} ({k:,})" for (w, h), k in other.most_common(3))
             more = f" and {len(other) - 3} other sizes" if len(other) > 3 else ""
             lines.append(f"resized to {s}×{s} from {common}{more}")
         non_square = sum(k for (w, h), k in self.sizes.items() if w != h)
-        if non_square:
+        if non_square and describe:
             how = {"crop": "centre-cropped (--fit pad or --fit stretch keeps the whole picture)",
                    "pad": "padded with black to a square", "stretch": "stretched to a square"}[self.fit]  # fmt: skip
             lines.append(f"{non_square:,} non-square image(s) {how}")

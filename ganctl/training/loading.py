@@ -137,7 +137,7 @@ def _load_images(c: TrainConfig, say: Callable[[str], None]) -> TrainingImages:
     r = c.recipe
     options = dict(
         data_dir=Path(c.data_dir) if c.data_dir else None, split="train", image_size=r.image_size,
-        channels=r.channels, download=c.download, limit=c.dataset_limit, log=say, fit=c.fit,
+        channels=r.channels, download=c.download, limit=c.dataset_limit, log=say, fit=c.fit, describe=True,
     )  # fmt: skip
     if c.stream_data and not r.conditional:
         # streamed: a folder comes memory-mapped from its cache file, never whole in memory
