@@ -103,6 +103,15 @@ def test_a_killed_study_continues_and_its_intervals_match_a_hand_computation(tmp
     assert "a a run of the study study" in table.stdout
     assert sum(line.startswith("a  d_lr=") for line in table.stdout.splitlines()) == len(runs)
 
+    # the study's page in `ganctl report`: its table of means and intervals, the seeds, the curves
+    page_result = invoke("report", out, "--quiet")
+    assert page_result.exit_code == 0, page_result.output
+    page = (out / "report.html").read_text()
+    assert "Study study" in page and page.count("<img") == 2 and "src=\"http" not in page
+    assert f"{report['variants'][0]['mean']:.4g}" in page and "d_lr=0.0004" in page and "baseline" in page
+    lo, hi = report["variants"][1]["ci95"]
+    assert f"[{lo:.4g}, {hi:.4g}]" in page
+
 
 def write_study(folder: Path, **changes) -> bytes:
     base = {"dataset": "mnist", "download": False, "amp": False, "dataset_limit": 32, "batch_size": 32, "max_steps": 2, "log_every": 1}

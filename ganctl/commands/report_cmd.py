@@ -29,20 +29,35 @@ def report_command(
     ganctl report runs/mnist-dcgan-20250101-120000
 
     ganctl report runs/a runs/b --out compare.html
+
+    A study folder (`ganctl study --out DIR`) gets the study's page: its table of means and intervals, each variant's seeds, and the metric along the runs with a band over the seeds.
     """
     from ganctl.runfolder import report
     from ganctl.runfolder import info as runinfo
 
     report.require_matplotlib()
+    from ganctl.outputs import check_output_file
+    from ganctl.study.report import build_study_report, is_study_folder
+
+    if run and len(run) == 1 and is_study_folder(run[0]):  # a study folder: its own page
+        out_file = out_file or run[0] / DEFAULT_NAME
+        check_output_file(out_file, force)
+        _write(build_study_report(run[0]), out_file, quiet, f"the study {run[0]}")
+        return
     folders = [runinfo.resolve_run(None)] if not run else [runinfo.resolve_run(p) for p in run]
     if out_file is None:
         if len(folders) > 1:
             raise GanctlError("with several runs, name the report file with --out FILE")
         out_file = folders[0] / DEFAULT_NAME
-    from ganctl.outputs import check_output_file
-
     check_output_file(out_file, force)  # before the plots are drawn: exists, a folder, unwritable
-    page = report.build_report(folders)
+    what = f"{len(folders)} runs" if len(folders) > 1 else str(folders[0])
+    _write(report.build_report(folders), out_file, quiet, what)
+
+
+def _write(page, out_file: Path, quiet: bool, what: str) -> None:
+    """The page, atomically; its notes on stderr."""
+    from ganctl.runfolder import info as runinfo
+
     for note in page.notes:
         err.print(f"warning: {note}", markup=False, soft_wrap=True)
     from ganctl.fileio import atomic_write_bytes
@@ -54,5 +69,4 @@ def report_command(
     except OSError as exc:
         raise GanctlError(f"cannot write {out_file}: {exc.strerror or exc}") from None
     if not quiet:
-        what = f"{len(folders)} runs" if len(folders) > 1 else str(folders[0])
         out.print(f"Wrote {out_file} ({runinfo.human_size(len(data))}) about {what}.", markup=False, soft_wrap=True)

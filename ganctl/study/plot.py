@@ -22,6 +22,16 @@ def plot_path(folder: Path, metric: str) -> Path:
 
 def write_plot(result: StudyResult) -> Path:
     """study-<metric>.png in the study folder (rewritten each time: it is the study's own file)."""
+    path = plot_path(result.folder, result.study.metric)
+    try:
+        atomic_write_bytes(path, plot_png(result))
+    except OSError as exc:
+        raise GanctlError(f"cannot write {path}: {exc.strerror or exc}") from None
+    return path
+
+
+def plot_png(result: StudyResult) -> bytes:
+    """Each variant's seeds as dots and its mean with the 95% interval, as PNG bytes."""
     from matplotlib.figure import Figure
 
     variants = result.variants
@@ -43,9 +53,4 @@ def write_plot(result: StudyResult) -> Path:
     axes.legend(fontsize=8)
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
-    path = plot_path(result.folder, result.study.metric)
-    try:
-        atomic_write_bytes(path, buffer.getvalue())
-    except OSError as exc:
-        raise GanctlError(f"cannot write {path}: {exc.strerror or exc}") from None
-    return path
+    return buffer.getvalue()
