@@ -42,6 +42,7 @@ class PeerFailed(GanctlError):
     """Another process of the run failed and said why; this one leaves without a word."""
 
     quiet = True
+    grace_seconds = 1.0  # how much later than the process that says why this one leaves
 
 
 @dataclass(frozen=True)

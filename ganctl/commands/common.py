@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import time
 from collections.abc import Callable, Iterator
 from typing import Annotated, Any, Optional, TypeVar
 
@@ -126,7 +127,9 @@ def handles_errors(command: F) -> F:
             return command(*args, **kwargs)
         except GanctlError as exc:
             if getattr(exc, "quiet", False):  # (under torchrun: another process already said why)
-                pass
+                # leave a moment later than the process that says why: torchrun stops every
+                # process once one has ended, and could stop that one before its line is out
+                time.sleep(getattr(exc, "grace_seconds", 0.0))
             elif exc.is_error:
                 report_error(str(exc))
             else:
