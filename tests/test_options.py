@@ -153,10 +153,9 @@ def test_help_shows_every_help_text_literally():
 
 
 def test_health_remedies_skip_what_the_recipe_uses():
-    from ganctl.training.health import REMEDIES, remedies
+    from ganctl.training.health import remedies
 
     plain = remedies(Recipe())
-    assert plain == REMEDIES
     assert all(x in plain for x in ("--d-lr", "--spectral-norm d", "--augment color,translation", "--reg r1", "--loss hinge"))
     used = remedies(Recipe(loss="hinge", spectral_norm="both", regularizer="gp", augment="translation,color"))
     assert used == "usual remedy: a lower D learning rate (--d-lr)"

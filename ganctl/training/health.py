@@ -53,10 +53,6 @@ def remedies(recipe: Recipe) -> str:
     return f"usual remedies: {', '.join(advice[:-1])}{',' if len(advice) > 2 else ''} or {advice[-1]}"
 
 
-# The advice for a recipe that uses none of them (the training loop's, until it passes its recipe).
-REMEDIES = remedies(Recipe())
-
-
 @dataclass
 class SustainedWatch:
     """Reports a condition once it has held for ``window`` log records in a row; once, until it clears."""

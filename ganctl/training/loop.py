@@ -27,7 +27,7 @@ from typing import Any
 
 from ganctl import __version__, distributed
 from ganctl.errors import GanctlError
-from ganctl.training.assembly import RunParts, assemble, make_adam  # noqa: F401  (make_adam: its old import path)
+from ganctl.training.assembly import RunParts, assemble
 from ganctl.training.config import TrainConfig, check
 from ganctl.training.events import CheckpointEvent, EvalEvent, Event, GridEvent, Health, LogEvent, RunContext
 from ganctl.training.finetune import init_from
